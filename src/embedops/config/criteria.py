@@ -1,0 +1,34 @@
+"""Success criteria: 'metric op threshold' strings such as 'ndcg@10 >= 0.65' or 'p95_latency_ms <= 50'."""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass
+
+_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
+_CRITERION = re.compile(r"^\s*([A-Za-z_][\w@.\-]*)\s*(>=|<=|==|>|<)\s*(-?[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One threshold on one named metric."""
+
+    metric: str
+    op: str
+    threshold: float
+
+    @classmethod
+    def parse(cls, text: str) -> Criterion:
+        """Parse 'metric op number'; raises ValueError with the expected form."""
+        m = _CRITERION.match(text)
+        if not m:
+            raise ValueError(f"{text!r} is not a criterion; write it as 'metric >= number' (ops: >=, <=, >, <, ==)")
+        return cls(metric=m.group(1).lower(), op=m.group(2), threshold=float(m.group(3)))
+
+    def passes(self, value: float) -> bool:
+        """True when the measured value meets the threshold."""
+        return bool(_OPS[self.op](value, self.threshold))
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.threshold:g}"

@@ -1,0 +1,138 @@
+"""The project file `embedops.yaml`, validated by pydantic. Each stage owns one section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from embedops.config.criteria import Criterion
+
+
+class Section(BaseModel):
+    """Base for every section: unknown keys are errors (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSource(Section):
+    """One input: a file (JSONL/CSV/Parquet), a BEIR folder, an STS file, or an image folder."""
+
+    name: str = "corpus"
+    path: str
+    format: Literal["auto", "jsonl", "csv", "parquet", "beir", "sts", "images"] = "auto"
+    text_field: str | None = None
+    id_field: str | None = None
+    split: str = "test"
+
+
+class ModelConfig(Section):
+    """Which model and backend encode the data."""
+
+    name: str = "all-MiniLM-L6-v2"
+    backend: Literal["torch", "onnx"] = "torch"
+    device: str = "cpu"
+    batch_size: int = Field(32, ge=1, le=4096)
+    max_tokens: int | None = Field(None, ge=8)
+    truncate_dim: int | None = Field(None, ge=8)
+    quantization: Literal["none", "int8"] = "none"
+
+
+class PrepareConfig(Section):
+    """Cleaning, dedupe and chunking defaults for `embedops prepare`."""
+
+    strip_html: bool = True
+    normalize_unicode: bool = True
+    dedupe: Literal["none", "exact", "near"] = "near"
+    near_duplicate_threshold: float = Field(0.9, gt=0, le=1)
+    min_chars: int = Field(1, ge=1)
+    chunk_tokens: int | None = Field(None, ge=16)
+    chunk_overlap: int = Field(32, ge=0)
+
+
+class IndexConfig(Section):
+    """Vector index settings (owned by the index stage)."""
+
+    path: str = "index"
+    kind: Literal["auto", "flat", "hnsw", "ivfpq"] = "auto"
+    hnsw_threshold: int = Field(20_000, ge=1)
+    hnsw_m: int = Field(32, ge=4)
+    ef_search: int = Field(128, ge=1)
+    ef_construction: int = Field(200, ge=8)
+    vectors: Literal["float32", "int8", "binary"] = "float32"
+    hybrid: bool = False
+
+
+class QuantizationGate(Section):
+    """Thresholds a quantised model must meet against its float model (owned by the models stage)."""
+
+    min_mean_cosine: float = Field(0.99, ge=0, le=1)
+    min_min_cosine: float = Field(0.95, ge=0, le=1)
+    max_metric_drop: float = Field(0.005, ge=0)
+
+
+class TrainingConfig(Section):
+    """Fine-tuning defaults (owned by the train stage)."""
+
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=2)
+    learning_rate: float = Field(5e-5, gt=0)
+    max_tokens: int = Field(256, ge=8)
+    hard_negatives: int = Field(1, ge=0)
+    output: str = "models"
+
+
+class CriteriaConfig(Section):
+    """Success criteria and hard constraints."""
+
+    success: list[str] = Field(default_factory=list)
+    cpu_only: bool = True
+    max_memory_mb: float | None = Field(None, gt=0)
+
+    @field_validator("success")
+    @classmethod
+    def _parse_each(cls, value: list[str]) -> list[str]:
+        for text in value:
+            Criterion.parse(text)
+        return value
+
+    def parsed(self) -> list[Criterion]:
+        """The success criteria as Criterion objects."""
+        return [Criterion.parse(t) for t in self.success]
+
+
+class EvaluationConfig(Section):
+    """What `embedops check` and `embedops eval` measure by default."""
+
+    retrieval: str | None = None
+    sts: str | None = None
+    split: str = "test"
+    sample_queries: int | None = Field(None, ge=1)
+    sample_documents: int | None = Field(None, ge=1)
+
+
+class ProjectConfig(Section):
+    """The whole `embedops.yaml`."""
+
+    version: Literal[1] = 1
+    name: str = "embedops-project"
+    use_case: Literal["semantic_search", "recommendation", "deduplication", "classification"] = "semantic_search"
+    description: str = ""
+    data: list[DataSource] = Field(default_factory=list)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    quantization: QuantizationGate = Field(default_factory=QuantizationGate)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    criteria: CriteriaConfig = Field(default_factory=CriteriaConfig)
+    registry: str = "models"
+
+    # Set by the loader: the folder relative paths are resolved against.
+    root: Path = Field(default=Path("."), exclude=True)
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the file, resolved against the file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.root / p)

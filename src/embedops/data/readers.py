@@ -1,0 +1,158 @@
+"""Readers for JSONL, CSV, Parquet and plain-text files, with errors that name the file and line."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from embedops.data.records import Document
+from embedops.errors import InputError
+
+TEXT_FIELDS = ("text", "body", "content", "sentence", "abstract")
+ID_FIELDS = ("_id", "id", "doc_id", "docid")
+
+
+def require_file(path: str | Path, what: str = "file") -> Path:
+    """Return `path` as a Path if it is an existing file, else raise InputError naming it."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{what} not found", where=str(p))
+    if not p.is_file():
+        raise InputError(f"expected a {what}, found a folder", where=str(p))
+    return p
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """Open a text file (gzip when the name ends in .gz) decoding strict UTF-8."""
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="strict", newline="")
+    return open(path, encoding="utf-8", errors="strict", newline="")
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Yield (line number, line without newline); invalid UTF-8 raises InputError naming file and line."""
+    p = require_file(path)
+    lineno = 0
+    try:
+        with open_text(p) as fh:
+            for lineno, line in enumerate(fh, start=1):  # noqa: B007 - lineno used in the error below
+                yield lineno, line.rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"invalid UTF-8 (byte 0x{exc.object[exc.start]:02x})", where=f"{p}:{lineno + 1}"
+        ) from exc
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read: {exc}", where=str(p)) from exc
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object) for each non-blank line; malformed JSON names the file and line."""
+    p = Path(path)
+    for lineno, line in iter_lines(p):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"malformed JSON: {exc.msg} at column {exc.colno}", where=f"{p}:{lineno}") from exc
+        if not isinstance(obj, dict):
+            raise InputError(f"expected a JSON object, got {type(obj).__name__}", where=f"{p}:{lineno}")
+        yield lineno, obj
+
+
+def iter_csv(path: str | Path, delimiter: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, row dict) from a CSV/TSV file with a header row."""
+    p = require_file(path)
+    if delimiter is None:
+        delimiter = "\t" if p.name.removesuffix(".gz").endswith((".tsv", ".tab")) else ","
+    try:
+        with open_text(p) as fh:
+            reader = csv.DictReader(fh, delimiter=delimiter)
+            if not reader.fieldnames:
+                raise InputError("empty file or missing header row", where=str(p))
+            for row in reader:
+                if None in row:
+                    raise InputError(
+                        f"row has {len(reader.fieldnames) + len(row[None])} fields, header has "
+                        f"{len(reader.fieldnames)}",
+                        where=f"{p}:{reader.line_num}",
+                    )
+                yield reader.line_num, row
+    except UnicodeDecodeError as exc:
+        raise InputError("invalid UTF-8", where=str(p)) from exc
+    except csv.Error as exc:
+        raise InputError(f"malformed CSV: {exc}", where=str(p)) from exc
+
+
+def iter_parquet(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (row number, row dict) from a Parquet file (row numbers start at 1)."""
+    p = require_file(path)
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(p)
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
+        raise InputError(f"not a readable Parquet file: {exc}", where=str(p)) from exc
+    for i, row in enumerate(table.to_pylist(), start=1):
+        yield i, row
+
+
+def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Rows of any supported tabular file, picked by extension."""
+    p = Path(path)
+    name = p.name.lower().removesuffix(".gz")
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return iter_jsonl(p)
+    if name.endswith((".csv", ".tsv", ".tab")):
+        return iter_csv(p)
+    if name.endswith(".parquet"):
+        return iter_parquet(p)
+    if not p.exists():
+        raise InputError("file not found", where=str(p))
+    raise InputError("unsupported file type (use .jsonl, .csv, .tsv or .parquet)", where=str(p))
+
+
+def _pick(row: dict[str, Any], names: tuple[str, ...], explicit: str | None) -> Any:
+    if explicit:
+        return row.get(explicit)
+    for name in names:
+        if name in row and row[name] is not None:
+            return row[name]
+    return None
+
+
+def read_documents(
+    path: str | Path,
+    *,
+    text_field: str | None = None,
+    id_field: str | None = None,
+    title_field: str | None = "title",
+    allow_empty: bool = False,
+) -> list[Document]:
+    """Read documents from JSONL/CSV/Parquet; ids default to the line number when the file has none."""
+    p = Path(path)
+    docs: list[Document] = []
+    for lineno, row in iter_rows(p):
+        where = f"{p}:{lineno}"
+        text = _pick(row, TEXT_FIELDS, text_field)
+        if text is None:
+            wanted = text_field or " / ".join(TEXT_FIELDS)
+            raise InputError(f"missing text field ({wanted})", where=where)
+        if not isinstance(text, str):
+            raise InputError(f"text field is {type(text).__name__}, expected a string", where=where)
+        title = row.get(title_field) if title_field else None
+        title = title if isinstance(title, str) else ""
+        if not allow_empty and not (text.strip() or title.strip()):
+            raise InputError("empty or whitespace-only text", where=where)
+        doc_id = _pick(row, ID_FIELDS, id_field)
+        doc_id = str(lineno) if doc_id is None else str(doc_id)
+        skip = {text_field or "", id_field or "", title_field or "", *TEXT_FIELDS, *ID_FIELDS}
+        meta = row.get("metadata") if isinstance(row.get("metadata"), dict) else {}
+        meta = {**meta, **{k: v for k, v in row.items() if k not in skip and k != "metadata"}}
+        docs.append(Document(id=doc_id, text=text, title=title, metadata=meta, source=where))
+    return docs

@@ -1,0 +1,106 @@
+"""The torch backend: a sentence-transformers model run by our own length-sorted batching loop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+import numpy as np
+
+from embedops.errors import ModelError
+from embedops.models.base import BaseEncoder, InputKind
+from embedops.models.loading import ModelSource, resolve_model
+
+log = logging.getLogger(__name__)
+
+
+def load_sentence_transformer(source: ModelSource, device: str = "cpu"):
+    """Load a SentenceTransformer from a folder or hub id, with a clear error on failure."""
+    from sentence_transformers import SentenceTransformer
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return SentenceTransformer(
+                source.location, device=device, local_files_only=offline or source.path is not None
+            )
+    except Exception as exc:  # sentence-transformers raises many types (OSError, ValueError, HTTP errors)
+        where = "local folder" if source.path else "Hugging Face id"
+        hint = "HF_HUB_OFFLINE=1 is set and the model is not in the local cache" if offline else None
+        raise ModelError(f"cannot load model {source.name!r} ({where}): {exc}", hint=hint) from exc
+
+
+class TorchEncoder(BaseEncoder):
+    """sentence-transformers model (its own Transformer/Pooling/Normalize modules) under our batching."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        device: str = "cpu",
+        fp16: bool = False,
+        truncate_dim: int | None = None,
+        max_tokens: int | None = None,
+    ):
+        super().__init__()
+        import torch
+
+        self.source = resolve_model(model)
+        self.name = self.source.name
+        self.device = device
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelError(f"device {device!r} requested but CUDA is not available")
+        self.model = load_sentence_transformer(self.source, device=device)
+        if fp16:
+            if not device.startswith("cuda"):
+                raise ModelError("fp16 is only supported on a CUDA device")
+            self.model.half()
+        self.model.eval()
+        if max_tokens:
+            self.model.max_seq_length = max_tokens
+        self.max_tokens = int(self.model.max_seq_length or 512)
+        getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        dim = getter()
+        if not dim:
+            raise ModelError(f"model {self.name!r} does not report an embedding dimension")
+        self.dimension = int(dim)
+        self.truncate_dim = truncate_dim
+        self.tokenizer = self.model.tokenizer
+        self._torch = torch
+
+    @property
+    def prompts(self) -> dict[str, str]:
+        """The prompts the model defines (e.g. {'query': 'query: '})."""
+        return dict(getattr(self.model, "prompts", {}) or {})
+
+    def prompt_for(self, kind: InputKind | None) -> str:
+        """Prefix the model defines for this kind of input ('' when none)."""
+        if kind is None:
+            return ""
+        return self.prompts.get(kind, "")
+
+    def token_lengths(self, texts: list[str]) -> np.ndarray:
+        """Untruncated token count per text (special tokens included)."""
+        enc = self.tokenizer(
+            texts,
+            add_special_tokens=True,
+            truncation=False,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            verbose=False,
+        )
+        return np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=len(texts))
+
+    def encode_core(self, texts: list[str]) -> np.ndarray:
+        """Tokenise (truncating at max_tokens), run the model's modules, return the pooled vectors."""
+        torch = self._torch
+        prep = getattr(self.model, "preprocess", None) or self.model.tokenize
+        features = prep(texts)
+        features = {k: v.to(self.model.device) for k, v in features.items() if hasattr(v, "to")}
+        with torch.inference_mode():
+            out = self.model.forward(features)
+        emb = out["sentence_embedding"]
+        return emb.float().cpu().numpy()
