@@ -1,8 +1,18 @@
 """Data: readers (JSONL, CSV, Parquet, BEIR, STS), cleaning, dedupe, chunking, preparation."""
 
-from embedops.data.beir import BeirDataset, load_beir
+from embedops.data.beir import BeirDataset, load_beir, sample_beir
 from embedops.data.readers import iter_rows, read_documents
 from embedops.data.records import Document, Qrels
 from embedops.data.sts import StsPairs, load_sts
 
-__all__ = ["BeirDataset", "Document", "Qrels", "StsPairs", "iter_rows", "load_beir", "load_sts", "read_documents"]
+__all__ = [
+    "BeirDataset",
+    "Document",
+    "Qrels",
+    "StsPairs",
+    "iter_rows",
+    "load_beir",
+    "load_sts",
+    "read_documents",
+    "sample_beir",
+]

@@ -105,3 +105,30 @@ def load_beir(folder: str | Path, split: str = "test", *, check_ids: bool = True
                              where=str(qrels_path))
     queries = {q: all_queries[q] for q in qrels if q in all_queries}
     return BeirDataset(corpus=corpus, queries=queries, qrels=qrels, name=root.name, split=split)
+
+
+def sample_beir(dataset: BeirDataset, *, queries: int | None = None, documents: int | None = None,
+                seed: int = 0) -> BeirDataset:
+    """A small, still-valid sample: `queries` random queries, and a corpus of every document they judge plus
+    random distractors up to `documents`. For validating a model on a small sample before a full run."""
+    import random
+
+    rng = random.Random(seed)
+    qids = sorted(dataset.queries)
+    if queries is not None and queries < len(qids):
+        qids = sorted(rng.sample(qids, queries))
+    qrels = {q: dataset.qrels[q] for q in qids}
+    needed = {d for rel in qrels.values() for d in rel}
+    doc_ids = list(dataset.corpus)
+    if documents is not None and documents < len(doc_ids):
+        others = [d for d in doc_ids if d not in needed]
+        extra = rng.sample(others, max(0, min(len(others), documents - len(needed))))
+        keep = needed | set(extra)
+        doc_ids = [d for d in doc_ids if d in keep]
+    return BeirDataset(
+        corpus={d: dataset.corpus[d] for d in doc_ids},
+        queries={q: dataset.queries[q] for q in qids},
+        qrels=qrels,
+        name=dataset.name,
+        split=dataset.split,
+    )

@@ -37,15 +37,21 @@ def open_text(path: Path) -> io.TextIOBase:
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """Yield (line number, line without newline); invalid UTF-8 raises InputError naming file and line."""
     p = require_file(path)
-    lineno = 0
+    # Decode line by line (not in buffered chunks) so a bad byte is reported on its own line.
+    opener = gzip.open if p.suffix == ".gz" else open
     try:
-        with open_text(p) as fh:
-            for lineno, line in enumerate(fh, start=1):  # noqa: B007 - lineno used in the error below
+        with opener(p, "rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(
+                        f"invalid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
+                        where=f"{p}:{lineno}",
+                    ) from exc
+                if lineno == 1 and line.startswith("\ufeff"):
+                    line = line[1:]
                 yield lineno, line.rstrip("\r\n")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"invalid UTF-8 (byte 0x{exc.object[exc.start]:02x})", where=f"{p}:{lineno + 1}"
-        ) from exc
     except (OSError, EOFError) as exc:
         raise InputError(f"cannot read: {exc}", where=str(p)) from exc
 
@@ -70,23 +76,21 @@ def iter_csv(path: str | Path, delimiter: str | None = None) -> Iterator[tuple[i
     p = require_file(path)
     if delimiter is None:
         delimiter = "\t" if p.name.removesuffix(".gz").endswith((".tsv", ".tab")) else ","
+    # Feed csv the strictly decoded lines, so invalid UTF-8 is reported with its line number.
+    reader = csv.DictReader((line + "\n" for _, line in iter_lines(p)), delimiter=delimiter)
     try:
-        with open_text(p) as fh:
-            reader = csv.DictReader(fh, delimiter=delimiter)
-            if not reader.fieldnames:
-                raise InputError("empty file or missing header row", where=str(p))
-            for row in reader:
-                if None in row:
-                    raise InputError(
-                        f"row has {len(reader.fieldnames) + len(row[None])} fields, header has "
-                        f"{len(reader.fieldnames)}",
-                        where=f"{p}:{reader.line_num}",
-                    )
-                yield reader.line_num, row
-    except UnicodeDecodeError as exc:
-        raise InputError("invalid UTF-8", where=str(p)) from exc
+        if not reader.fieldnames:
+            raise InputError("empty file or missing header row", where=str(p))
+        for row in reader:
+            if None in row:
+                raise InputError(
+                    f"row has {len(reader.fieldnames) + len(row[None])} fields, header has "
+                    f"{len(reader.fieldnames)}",
+                    where=f"{p}:{reader.line_num}",
+                )
+            yield reader.line_num, row
     except csv.Error as exc:
-        raise InputError(f"malformed CSV: {exc}", where=str(p)) from exc
+        raise InputError(f"malformed CSV: {exc}", where=f"{p}:{reader.line_num}") from exc
 
 
 def iter_parquet(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -98,8 +102,7 @@ def iter_parquet(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         table = pq.read_table(p)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
         raise InputError(f"not a readable Parquet file: {exc}", where=str(p)) from exc
-    for i, row in enumerate(table.to_pylist(), start=1):
-        yield i, row
+    yield from enumerate(table.to_pylist(), start=1)
 
 
 def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:

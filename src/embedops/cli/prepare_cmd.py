@@ -1,0 +1,54 @@
+"""`embedops prepare`: clean, dedupe and chunk a dataset; write it with a report of what changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from embedops.cli._common import console, metrics_table
+
+
+def prepare_command(
+    source: Annotated[Path, typer.Argument(help="JSONL/CSV/Parquet file or BEIR folder.")],
+    output: Annotated[Path, typer.Argument(help="Cleaned JSONL to write (BEIR corpus layout).")],
+    dedupe: Annotated[str, typer.Option(help="none, exact or near.")] = "near",
+    near_threshold: Annotated[float, typer.Option(min=0.01, max=1.0, help="Jaccard of word 3-shingles.")] = 0.9,
+    drop_empty: Annotated[
+        bool, typer.Option(help="Drop empty texts (listed in the report) instead of failing.")
+    ] = False,
+    strip_html: Annotated[bool, typer.Option(help="Turn HTML into text.")] = True,
+    chunk_tokens: Annotated[int | None, typer.Option(help="Split documents longer than this many tokens.")] = None,
+    chunk_overlap: Annotated[int, typer.Option(min=0)] = 32,
+    model: Annotated[str | None, typer.Option(help="Model whose tokenizer counts tokens for chunking.")] = None,
+    text_field: Annotated[str | None, typer.Option(help="Field holding the text (default: text/body/content).")] = None,
+    id_field: Annotated[str | None, typer.Option(help="Field holding the id (default: _id/id).")] = None,
+) -> None:
+    """Clean text (HTML, Unicode, control characters, whitespace), drop duplicates, chunk long documents."""
+    from embedops.data.clean import CleanOptions
+    from embedops.data.prepare import PrepareOptions, prepare, report_path
+    from embedops.errors import InputError
+
+    if dedupe not in ("none", "exact", "near"):
+        raise InputError(f"--dedupe must be none, exact or near, got {dedupe!r}")
+    tokenizer = None
+    if chunk_tokens:
+        from embedops.cli._common import load_encoder_quietly
+
+        tokenizer = load_encoder_quietly(model).tokenizer
+    opts = PrepareOptions(clean=CleanOptions(strip_html=strip_html), drop_empty=drop_empty, dedupe=dedupe,
+                          near_threshold=near_threshold, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
+                          text_field=text_field, id_field=id_field)
+    with console.status(f"preparing {source}"):
+        report = prepare(source, output, opts, tokenizer=tokenizer)
+    summary = report.as_dict()
+    rows = [(k, summary[k]) for k in ("read", "changed_by_cleaning", "dropped_empty", "dropped_exact_duplicates",
+                                      "dropped_near_duplicates", "chunked_documents", "written")]
+    console.print(metrics_table(f"prepare {source} -> {output}", rows))
+    console.print(f"report: {report_path(Path(output))}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `prepare` command."""
+    app.command("prepare")(prepare_command)
