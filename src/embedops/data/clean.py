@@ -23,9 +23,9 @@ class CleanOptions:
 
 def html_to_text(text: str) -> str:
     """Visible text of an HTML fragment; scripts and styles dropped, block boundaries kept as spaces."""
-    from selectolax.parser import HTMLParser
+    from selectolax.lexbor import LexborHTMLParser
 
-    tree = HTMLParser(text)
+    tree = LexborHTMLParser(text)
     for node in tree.css("script, style, noscript, template"):
         node.decompose()
     root = tree.body or tree.root
