@@ -1,0 +1,246 @@
+"""`embedops index build | add | delete | search | recommend | info | rebuild`: collections on disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from embedops.cli._common import console, err_console, load_encoder_quietly, metrics_table
+from embedops.errors import InputError
+
+index_app = typer.Typer(help="Vector collections: FAISS + SQLite folders with filters and hybrid search.",
+                        no_args_is_help=True)
+
+PathArg = Annotated[Path, typer.Argument(help="Collection folder.")]
+DataOpt = Annotated[Path, typer.Option("--data", "-d", help="JSONL/CSV/Parquet file or a BEIR folder.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model name, folder or HF id.")]
+TextFieldOpt = Annotated[str | None, typer.Option(help="Field holding the text (default: text/body/...).")]
+IdFieldOpt = Annotated[str | None, typer.Option(help="Field holding the id (default: _id/id/...).")]
+
+
+def _read_docs(data: Path, text_field: str | None, id_field: str | None):
+    from embedops.data import read_documents
+    from embedops.data.beir import read_beir_corpus
+
+    if data.is_dir():
+        for name in ("corpus.jsonl", "corpus.jsonl.gz"):
+            if (data / name).is_file():
+                return list(read_beir_corpus(data / name).values())
+        raise InputError("folder has no corpus.jsonl (expected a BEIR folder)", where=str(data))
+    docs = read_documents(data, text_field=text_field, id_field=id_field)
+    if not docs:
+        raise InputError("no documents", where=str(data))
+    return docs
+
+
+def _parse_filter(text: str | None) -> dict | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--filter is not valid JSON: {exc.msg} at column {exc.colno}", where="--filter") from exc
+    if not isinstance(value, dict):
+        raise InputError("--filter must be a JSON object, e.g. '{\"year\": {\"gte\": 2020}}'", where="--filter")
+    return value
+
+
+def _open(path: Path, repair: bool = False):
+    from embedops.index import Collection
+
+    return Collection.open(path, repair=repair)
+
+
+def _print_hits(hits, as_json: bool, width: int = 100) -> None:
+    if as_json:
+        console.print_json(json.dumps([h.as_dict() for h in hits], ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    table = Table(title_justify="left")
+    for col, kw in (("#", {"justify": "right"}), ("id", {}), ("score", {"justify": "right"}), ("text", {}),
+                    ("metadata", {})):
+        table.add_column(col, **kw)
+    for i, h in enumerate(hits, 1):
+        text = (h.text or "").replace("\n", " ")
+        table.add_row(str(i), h.id, f"{h.score:.4f}", text[:width] + ("…" if len(text) > width else ""),
+                      json.dumps(h.metadata, ensure_ascii=False)[:60] if h.metadata else "")
+    console.print(table)
+
+
+@index_app.command("build")
+def build(
+    path: PathArg,
+    data: DataOpt,
+    model: ModelOpt = None,
+    backend: Annotated[str, typer.Option(help="Encoder backend: torch or onnx.")] = "torch",
+    kind: Annotated[str, typer.Option(help="auto (Flat, HNSW above the threshold), flat, hnsw or ivfpq.")] = "auto",
+    vectors: Annotated[str, typer.Option(help="Stored codes: float32, int8 or binary (rescored).")] = "float32",
+    hnsw_threshold: Annotated[int, typer.Option(min=1, help="auto: HNSW above this many vectors.")] = 20_000,
+    ef_search: Annotated[int, typer.Option(min=1, help="HNSW efSearch.")] = 128,
+    text_field: TextFieldOpt = None,
+    id_field: IdFieldOpt = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    cache: Annotated[bool, typer.Option(help="Reuse embeddings cached by `embedops eval`.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing collection at PATH.")] = False,
+) -> None:
+    """Build a collection from a data file or BEIR folder; records the model name, dimension and fingerprint."""
+    from embedops.index import Collection, IndexSpec
+
+    if kind not in ("auto", "flat", "hnsw", "ivfpq"):
+        raise InputError(f"unknown --kind {kind!r}; use auto, flat, hnsw or ivfpq", where="--kind")
+    if vectors not in ("float32", "int8", "binary"):
+        raise InputError(f"unknown --vectors {vectors!r}; use float32, int8 or binary", where="--vectors")
+    docs = _read_docs(data, text_field, id_field)
+    encoder = load_encoder_quietly(model, backend)
+    spec = IndexSpec(kind=kind, vectors=vectors, hnsw_threshold=hnsw_threshold, ef_search=ef_search)
+    col = Collection.create(path, encoder, spec=spec, overwrite=overwrite)
+    try:
+        col.add(docs, batch_size=batch_size, show_progress=True, cache=cache)
+        col.keyword_index()  # build BM25 now so the first hybrid query is fast
+    finally:
+        col.close()
+    _info_table(path)
+
+
+@index_app.command("add")
+def add(
+    path: PathArg,
+    data: DataOpt,
+    text_field: TextFieldOpt = None,
+    id_field: IdFieldOpt = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+) -> None:
+    """Add (or replace, same id) documents with the collection's own model."""
+    docs = _read_docs(data, text_field, id_field)
+    col = _open(path)
+    try:
+        col.add(docs, batch_size=batch_size, show_progress=True)
+    finally:
+        col.close()
+    console.print(f"added {len(docs)} documents; the collection holds {len(col)}")
+
+
+@index_app.command("delete")
+def delete(
+    path: PathArg,
+    ids: Annotated[list[str] | None, typer.Argument(help="Document ids to delete.")] = None,
+    ids_file: Annotated[Path | None, typer.Option(help="File with one id per line.")] = None,
+) -> None:
+    """Delete documents by id (compacted on the next rebuild)."""
+    wanted = list(ids or [])
+    if ids_file:
+        from embedops.data.readers import iter_lines
+
+        wanted += [line.strip() for _, line in iter_lines(ids_file) if line.strip()]
+    if not wanted:
+        raise InputError("give ids to delete (arguments or --ids-file)")
+    col = _open(path)
+    try:
+        n = col.delete(wanted)
+    finally:
+        col.close()
+    console.print(f"deleted {n} of {len(wanted)} ids; the collection holds {len(col)}")
+
+
+@index_app.command("search")
+def search(
+    path: PathArg,
+    query: Annotated[str, typer.Argument(help="Query text.")],
+    k: Annotated[int, typer.Option("-k", min=1, help="Number of results.")] = 10,
+    filter: Annotated[str | None, typer.Option("--filter", "-f", help="JSON metadata filter.")] = None,
+    mode: Annotated[str, typer.Option(help="dense, keyword (BM25) or hybrid.")] = "dense",
+    fusion: Annotated[str, typer.Option(help="Hybrid fusion: minmax or rrf.")] = "minmax",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Search a collection by text."""
+    flt = _parse_filter(filter)
+    col = _open(path)
+    try:
+        if mode != "keyword":
+            from embedops.cli._common import quiet_libraries
+
+            quiet_libraries()
+            with err_console.status("loading model"):
+                _ = col.encoder
+        hits = col.search(query, k, flt, mode=mode, fusion=fusion)
+    finally:
+        col.close()
+    _print_hits(hits, as_json)
+
+
+@index_app.command("recommend")
+def recommend(
+    path: PathArg,
+    positive: Annotated[list[str], typer.Option("--positive", "-p", help="Ids to find more like (repeat).")],
+    negative: Annotated[list[str] | None, typer.Option("--negative", "-n", help="Ids to steer away from.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1)] = 10,
+    filter: Annotated[str | None, typer.Option("--filter", "-f", help="JSON metadata filter.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """More like these, less like those (no model needed: uses the stored vectors)."""
+    col = _open(path)
+    try:
+        hits = col.recommend(positive, negative or [], k, _parse_filter(filter))
+    finally:
+        col.close()
+    _print_hits(hits, as_json)
+
+
+@index_app.command("info")
+def info(path: PathArg, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Size, model, index kind and parameters, memory per vector, files."""
+    if as_json:
+        col = _open(path)
+        try:
+            console.print_json(json.dumps(col.info(), default=str))
+        finally:
+            col.close()
+        return
+    _info_table(path)
+
+
+@index_app.command("rebuild")
+def rebuild(
+    path: PathArg,
+    kind: Annotated[str | None, typer.Option(help="New index kind (default: keep).")] = None,
+    vectors: Annotated[str | None, typer.Option(help="New stored codes (default: keep).")] = None,
+) -> None:
+    """Compact deletions and rebuild the FAISS index from the stored vectors (also repairs a damaged file)."""
+    from dataclasses import replace
+
+    col = _open(path, repair=True)
+    try:
+        spec = col.store.spec
+        changes = {k: v for k, v in (("kind", kind), ("vectors", vectors)) if v}
+        col.rebuild(replace(spec, **changes) if changes else None)
+    finally:
+        col.close()
+    _info_table(path)
+
+
+def _info_table(path: Path) -> None:
+    col = _open(path)
+    try:
+        i = col.info()
+    finally:
+        col.close()
+    idx = i["index"]
+    rows = [("documents", i["documents"]), ("deleted (not yet compacted)", i["deleted"]),
+            ("model", f"{i['model'].get('name')} ({i['model'].get('fingerprint')})"),
+            ("dimension", i["dimension"]), ("index", f"{idx['kind']} ({idx['factory']})"),
+            ("rescore candidates per hit", idx["rescore"]),
+            ("index bytes per vector", i["index_bytes_per_vector"]),
+            ("float32 bytes per vector", i["float_bytes_per_vector"]),
+            ("keyword index", i["keyword_index"]), ("generation", i["generation"])]
+    if idx.get("note"):
+        rows.append(("note", idx["note"]))
+    console.print(metrics_table(f"collection {path}", rows))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `index` command group."""
+    app.add_typer(index_app, name="index")

@@ -1,0 +1,108 @@
+"""The `VectorStore` protocol, the index specification, and the records search returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+IndexKind = Literal["auto", "flat", "hnsw", "ivfpq"]
+VectorPrecision = Literal["float32", "int8", "binary"]
+Filter = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """How a collection's FAISS index is built; stored in the collection and reported by `info()`.
+
+    `kind="auto"` is exact `Flat` search up to `hnsw_threshold` live vectors and HNSW above it (exact search
+    costs O(n) per query; below ~20k vectors it is fast enough and needs no tuning). `vectors` selects the
+    in-memory codes: float32, int8 (scalar quantiser) or binary (sign bits, hamming search); the quantised kinds
+    rescore their top `k * oversample` candidates with the float vectors kept on disk.
+    """
+
+    kind: IndexKind = "auto"
+    vectors: VectorPrecision = "float32"
+    hnsw_threshold: int = 20_000
+    hnsw_m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 128
+    ivf_nlist: int | None = None
+    pq_m: int | None = None
+    nprobe: int = 16
+    oversample: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexSpec:
+        """Inverse of as_dict; unknown keys are ignored so old collections still open."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    @property
+    def rescore_oversample(self) -> int:
+        """Candidates per wanted hit for the quantised kinds (binary codes lose more, so look further)."""
+        if self.oversample:
+            return self.oversample
+        return {"float32": 1, "int8": 4, "binary": 10}[self.vectors]
+
+
+@dataclass
+class Hit:
+    """One search result: document id, similarity score (higher is better), and stored content."""
+
+    id: str
+    score: float
+    text: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON output."""
+        return {"id": self.id, "score": self.score, "text": self.text, "metadata": self.metadata}
+
+
+@dataclass
+class Record:
+    """A stored document as `get` returns it."""
+
+    id: str
+    text: str | None
+    metadata: dict[str, Any]
+    vector: np.ndarray | None = None
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """What every store offers: ids + vectors + metadata in, nearest neighbours (optionally filtered) out."""
+
+    dimension: int
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[dict[str, Any]] | None = None,
+               texts: Sequence[str] | None = None) -> int:
+        """Insert or replace (same id) documents; returns how many were written."""
+        ...
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Remove documents by id; returns how many existed."""
+        ...
+
+    def search(self, queries: np.ndarray, k: int = 10, filter: Filter | None = None) -> list[list[Hit]]:
+        """Top-k neighbours per query row, best first; never fewer than min(k, matching documents)."""
+        ...
+
+    def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record | None]:
+        """Stored records in the order asked (None for unknown ids)."""
+        ...
+
+    def flush(self) -> None:
+        """Write the in-memory index checkpoint to disk."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release files."""
+        ...
