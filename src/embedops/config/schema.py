@@ -65,21 +65,38 @@ class IndexConfig(Section):
 
 
 class QuantizationGate(Section):
-    """Thresholds a quantised model must meet against its float model (owned by the models stage)."""
+    """Thresholds a quantised model must meet against its float model (owned by the models stage).
+
+    Cosines compare each calibration text's int8 and float embeddings; the metric drop (0.005 = half a point) applies
+    to STS Spearman and retrieval nDCG@10; neighbour agreement is the overlap of 10-nearest-neighbour lists.
+    """
 
     min_mean_cosine: float = Field(0.99, ge=0, le=1)
     min_min_cosine: float = Field(0.95, ge=0, le=1)
     max_metric_drop: float = Field(0.005, ge=0)
+    min_neighbour_agreement: float = Field(0.8, ge=0, le=1)
+    calibration_size: int = Field(1000, ge=2)
 
 
 class TrainingConfig(Section):
-    """Fine-tuning defaults (owned by the train stage)."""
+    """Fine-tuning defaults for `embedops train` (owned by the train stage); see embedops.train.TrainParams."""
 
-    epochs: int = Field(1, ge=1)
+    name: str = "tuned"
+    base_model: str | None = None
+    epochs: int = Field(2, ge=1)
     batch_size: int = Field(32, ge=2)
     learning_rate: float = Field(5e-5, gt=0)
-    max_tokens: int = Field(256, ge=8)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    # Training sequence length; evaluation and serving keep the model's own (256 for the default).
+    max_tokens: int = Field(128, ge=8)
+    loss: Literal["mnrl", "cached_mnrl"] = "mnrl"
+    mini_batch_size: int = Field(16, ge=1)
+    matryoshka_dims: list[int] = Field(default_factory=list)
     hard_negatives: int = Field(1, ge=0)
+    checkpoint_steps: int = Field(20, ge=1)
+    eval_split: str | None = "test"
+    eval_fraction: float = Field(0.1, ge=0, lt=1)
+    seed: int = 42
     output: str = "models"
 
 

@@ -1,0 +1,214 @@
+"""Encode speed and quality in ONE run: sentence-transformers (baseline) vs our torch, ONNX fp32 and ONNX int8.
+
+Speed: the same inputs for every backend (STS-B test sentences; a fixed sample of SciFact abstracts), rounds
+interleaved across backends so that load from other processes hits all of them alike; medians reported.
+Quality: STS-B test Spearman from the timed sentence embeddings; SciFact test nDCG@10 on the full corpus (embeddings
+through `encode_cached`, so the 5,183 abstracts are encoded once per backend and model version).
+
+    HF_HUB_OFFLINE=1 flock /tmp/embedops-cpu.lock .venv/bin/python benchmarks/encode.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+
+# all-MiniLM-L6-v2 shape, for the share of peak: per token 2*(4h^2 + 2h*ffn) FLOPs in the dense layers and
+# 4*L*h in attention (QK^T and AV), times the layers.
+LAYERS, HIDDEN, FFN = 6, 384, 1536
+FP32_FLOP_PER_CYCLE = 32  # per core: two 256-bit FMA pipes (Zen 4 runs AVX-512 on them double-pumped)
+
+
+def model_flops(lengths: np.ndarray) -> float:
+    """Forward FLOPs of the transformer layers for sequences of these (truncated) lengths."""
+    lengths = lengths.astype(np.float64)
+    dense = 2 * (4 * HIDDEN * HIDDEN + 2 * HIDDEN * FFN) * lengths
+    attention = 4 * lengths * lengths * HIDDEN
+    return float(LAYERS * (dense + attention).sum())
+
+
+def cpu_info() -> dict:
+    """Model name, cores, MHz and ISA flags that matter for int8 (AVX-512 VNNI) and fp32 peak."""
+    info = {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version()}
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            info.setdefault("model", value.strip())
+        elif key.strip() == "cpu MHz":
+            info.setdefault("mhz", float(value))
+        elif key.strip() == "flags":
+            flags = set(value.split())
+            wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+            info.setdefault("isa", [f for f in wanted if f in flags])
+    info["fp32_peak_gflops"] = round(info["cores"] * info.get("mhz", 2500) / 1000 * FP32_FLOP_PER_CYCLE, 1)
+    return info
+
+
+def load_inputs(n_abstracts: int, seed: int):
+    """STS-B test pairs and unique sentences; SciFact test set and a fixed abstract sample."""
+    from embedops.data import load_beir, load_sts
+
+    sts = load_sts(DATA / "stsbenchmark", "test")
+    sentences = list(dict.fromkeys(sts.sentences1 + sts.sentences2))
+    scifact = load_beir(DATA / "scifact", "test")
+    docs = [d.full_text for d in scifact.corpus.values()]
+    abstracts = random.Random(seed).sample(docs, min(n_abstracts, len(docs)))
+    return sts, sentences, scifact, abstracts
+
+
+def spearman(sts, sentences: list[str], emb: np.ndarray) -> float:
+    """STS-B Spearman from embeddings of the unique sentences."""
+    from embedops.eval import sts_scores
+
+    pos = {s: i for i, s in enumerate(sentences)}
+    e1 = emb[[pos[s] for s in sts.sentences1]]
+    e2 = emb[[pos[s] for s in sts.sentences2]]
+    return sts_scores(e1, e2, sts.scores)["spearman"]
+
+
+def ensure_int8(model: str | None) -> dict:
+    """The accepted int8 model's gate report; quantises (gated on STS-B dev) when there is none."""
+    from embedops.data import load_sts
+    from embedops.models.export import ensure_export, int8_status
+    from embedops.models.quantize import quantize_model
+
+    exported = ensure_export(model)
+    ok, _ = int8_status(exported)
+    if ok:
+        return exported.manifest["int8"]
+    dev = load_sts(DATA / "stsbenchmark", "dev")
+    report = quantize_model(model, calibration=list(dict.fromkeys(dev.sentences1 + dev.sentences2)), sts=dev)
+    if not report.passed:
+        sys.exit("int8 model refused by the quality gate: " + "; ".join(c.line() for c in report.failures))
+    return report.as_dict()
+
+
+def main() -> None:
+    """Run every backend on the same inputs, print the table, write encode.json and encode.md."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--abstracts", type=int, default=320, help="SciFact abstracts in the timed sample")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--sentence-batch", type=int, default=64)
+    ap.add_argument("--abstract-batch", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--skip-ndcg", action="store_true", help="speed and STS only (no full SciFact corpus)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "encode.json")
+    args = ap.parse_args()
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from embedops._io import atomic_write_json, atomic_write_text
+    from embedops.eval import evaluate_retrieval
+    from embedops.models import load_encoder, resolve_model
+
+    threads = args.threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    cpu = cpu_info()
+    sts, sentences, scifact, abstracts = load_inputs(args.abstracts, seed=0)
+    gate = ensure_int8(args.model)
+    load_before = os.getloadavg()
+    st = SentenceTransformer(resolve_model(args.model).location, device="cpu")
+    encoders = {
+        "torch": load_encoder(args.model, backend="torch"),
+        "onnx-fp32": load_encoder(args.model, backend="onnx", threads=threads),
+        "onnx-int8": load_encoder(args.model, backend="onnx", quantization="int8", threads=threads),
+    }
+    runners = {"sentence-transformers": lambda texts, bs: st.encode(texts, batch_size=bs, normalize_embeddings=True)}
+    for name, enc in encoders.items():
+        runners[name] = lambda texts, bs, enc=enc: enc.encode(texts, batch_size=bs)
+    tok = encoders["onnx-fp32"]
+    inputs = {"sentences": (sentences, args.sentence_batch), "abstracts": (abstracts, args.abstract_batch)}
+    tokens = {k: np.minimum(tok.token_lengths(texts), tok.max_tokens) for k, (texts, _) in inputs.items()}
+    for texts, bs in inputs.values():  # warm-up: first-call allocations and ORT's kernel choices
+        for run in runners.values():
+            run(texts[:bs], bs)
+    times: dict[str, dict[str, list[float]]] = {k: {n: [] for n in runners} for k in inputs}
+    embs: dict[str, dict[str, np.ndarray]] = {k: {} for k in inputs}
+    for r in range(args.rounds):
+        for kind, (texts, bs) in inputs.items():
+            order = list(runners) if r % 2 == 0 else list(reversed(runners))  # alternate order against drift
+            for name in order:
+                t0 = time.perf_counter()
+                embs[kind][name] = runners[name](texts, bs)
+                times[kind][name].append(time.perf_counter() - t0)
+                print(f"round {r + 1} {kind:9s} {name:22s} {len(texts) / times[kind][name][-1]:8.1f}/s", flush=True)
+
+    load_after = os.getloadavg()  # other processes on the machine would show here
+    rows = []
+    for kind, (texts, _) in inputs.items():
+        base = statistics.median(times[kind]["sentence-transformers"])
+        ref = embs[kind]["sentence-transformers"]
+        for name in runners:
+            sec = statistics.median(times[kind][name])
+            cos = (embs[kind][name] * ref).sum(axis=1)
+            rows.append({
+                "input": kind, "backend": name, "texts": len(texts), "tokens": int(tokens[kind].sum()),
+                "texts_per_s": len(texts) / sec, "tokens_per_s": tokens[kind].sum() / sec,
+                "ratio": base / sec, "seconds_median": sec, "seconds_all": times[kind][name],
+                "fp32_peak_share": model_flops(tokens[kind]) / sec / 1e9 / cpu["fp32_peak_gflops"],
+                "cos_to_st_min": float(cos.min()), "cos_to_st_mean": float(cos.mean()),
+            })
+    quality = {name: {"sts_spearman": spearman(sts, sentences, embs["sentences"][name])} for name in runners}
+    if not args.skip_ndcg:
+        for name, enc in encoders.items():
+            t0 = time.perf_counter()
+            res = evaluate_retrieval(enc, scifact, metrics=("ndcg@10",), show_progress=False)
+            quality[name]["scifact_ndcg@10"] = res.metrics["ndcg@10"]
+            print(f"nDCG@10 {name}: {res.metrics['ndcg@10']:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        # sentence-transformers and our torch backend run the very same modules (cosine shown in the table)
+        quality["sentence-transformers"]["scifact_ndcg@10"] = quality["torch"]["scifact_ndcg@10"]
+    for row in rows:
+        row.update(quality[row["backend"]])
+    result = {"cpu": cpu, "threads": threads, "model": encoders["torch"].name, "rounds": args.rounds,
+              "batch": {"sentences": args.sentence_batch, "abstracts": args.abstract_batch},
+              "int8_gate": gate, "rows": rows,
+              "load_average_1min": {"before": load_before[0], "after_timing": load_after[0]},
+              "versions": {m: __import__(m).__version__ for m in ("torch", "onnxruntime", "sentence_transformers")}}
+    table = markdown(result)
+    print(table)
+    atomic_write_json(args.out, result)
+    atomic_write_text(args.out.with_suffix(".md"), table)
+
+
+def markdown(result: dict) -> str:
+    """The README table: one row per input and backend."""
+    cpu = result["cpu"]
+    lines = [
+        f"Encode throughput, {result['model']}, {cpu['cores']} cores {cpu.get('model', '')} "
+        f"({', '.join(cpu.get('isa', []))}), {result['threads']} threads, batch {result['batch']['sentences']} "
+        f"(sentences) / {result['batch']['abstracts']} (abstracts); median of {result['rounds']} interleaved rounds, "
+        "ratio against sentence-transformers called directly in the same run.",
+        "",
+        "| input | backend | texts/s | tokens/s | ratio | % fp32 peak | min cos to ST | STS-B Spearman | "
+        "SciFact nDCG@10 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        ndcg = r.get("scifact_ndcg@10")
+        lines.append(
+            f"| {r['input']} ({r['texts']}) | {r['backend']} | {r['texts_per_s']:.1f} | {r['tokens_per_s']:,.0f} | "
+            f"{r['ratio']:.2f}x | {100 * r['fp32_peak_share']:.0f}% | {r['cos_to_st_min']:.4f} | "
+            f"{100 * r['sts_spearman']:.2f} | {'' if ndcg is None else f'{100 * ndcg:.2f}'} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
