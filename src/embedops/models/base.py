@@ -116,7 +116,10 @@ def quantize_output(vectors: np.ndarray, precision: OutputPrecision) -> np.ndarr
     """Convert float32 embeddings to int8/uint8/binary output (sentence-transformers' conventions)."""
     if precision == "float32":
         return vectors
-    from sentence_transformers.quantization import quantize_embeddings
+    try:
+        from sentence_transformers.util.quantization import quantize_embeddings
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers.quantization import quantize_embeddings
 
     return quantize_embeddings(vectors, precision=precision)
 
