@@ -52,16 +52,19 @@ class PrepareConfig(Section):
 
 
 class IndexConfig(Section):
-    """Vector index settings (owned by the index stage)."""
+    """Vector index settings (owned by the index stage); `embedops.index.IndexSpec.from_config` reads them."""
 
     path: str = "index"
     kind: Literal["auto", "flat", "hnsw", "ivfpq"] = "auto"
+    vectors: Literal["float32", "int8", "binary"] = "float32"
     hnsw_threshold: int = Field(20_000, ge=1)
     hnsw_m: int = Field(32, ge=4)
     ef_search: int = Field(128, ge=1)
-    ef_construction: int = Field(200, ge=8)
-    vectors: Literal["float32", "int8", "binary"] = "float32"
-    hybrid: bool = False
+    ef_construction: int = Field(80, ge=8)
+    nprobe: int = Field(16, ge=1)
+    oversample: int | None = Field(None, ge=1)
+    search_mode: Literal["dense", "keyword", "hybrid"] = "dense"
+    fusion: Literal["minmax", "rrf"] = "minmax"
 
 
 class QuantizationGate(Section):

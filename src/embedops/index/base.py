@@ -106,3 +106,9 @@ class VectorStore(Protocol):
     def close(self) -> None:
         """Flush and release files."""
         ...
+
+
+def spec_from_config(config: Any) -> IndexSpec:
+    """An IndexSpec from the `index:` section of embedops.yaml (IndexConfig)."""
+    fields = {k: getattr(config, k) for k in IndexSpec.__dataclass_fields__ if hasattr(config, k)}
+    return IndexSpec(**fields)
