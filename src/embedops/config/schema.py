@@ -52,7 +52,7 @@ class PrepareConfig(Section):
 
 
 class IndexConfig(Section):
-    """Vector index settings (owned by the index stage); `embedops.index.IndexSpec.from_config` reads them."""
+    """Vector index settings (owned by the index stage); `embedops.index.spec_from_config` reads them."""
 
     path: str = "index"
     kind: Literal["auto", "flat", "hnsw", "ivfpq"] = "auto"
