@@ -25,3 +25,11 @@ def test_retrieval_on_a_scifact_sample_is_far_above_chance(encoder, small_beir):
     # The second run reads the embedding cache and must give identical numbers.
     again = evaluate_retrieval(encoder, ds)
     assert again.metrics == res.metrics
+
+
+def test_chunked_retrieval_folds_chunks_back_to_documents(encoder, small_beir):
+    ds = load_beir(small_beir, "test")
+    res = evaluate_retrieval(encoder, ds, chunk_tokens=128, chunk_overlap=16)
+    assert res.info["chunks"] > len(ds.corpus)  # long abstracts were split
+    assert res.info["truncated_inputs"] == 0  # ...so nothing was cut
+    assert res.metrics["ndcg@10"] > 0.6

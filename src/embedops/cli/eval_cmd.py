@@ -41,6 +41,10 @@ def retrieval(
     sample_queries: Annotated[int | None, typer.Option(help="Evaluate on this many random queries.")] = None,
     sample_documents: Annotated[int | None, typer.Option(help="Judged docs + random others up to this many.")] = None,
     cache: Annotated[bool, typer.Option(help="Reuse cached embeddings of identical texts and model.")] = True,
+    chunk_tokens: Annotated[
+        int | None, typer.Option(min=16, help="Split long documents into chunks of this many tokens; max-fold.")
+    ] = None,
+    chunk_overlap: Annotated[int, typer.Option(min=0)] = 32,
     output: OutputOpt = None,
 ) -> None:
     """Dense retrieval with exact search on a BEIR folder; prints nDCG@10, Recall@100, MRR@10, MAP."""
@@ -57,7 +61,8 @@ def retrieval(
     console.print(f"[bold]{dataset.name}[/] ({split}): {len(dataset.corpus)} documents, "
                   f"{len(dataset.queries)} queries; model [bold]{encoder.name}[/] ({backend})")
     result = evaluate_retrieval(encoder, dataset, metrics=metric_names, batch_size=batch_size,
-                                use_cache=cache, show_progress=True)
+                                use_cache=cache, show_progress=True, chunk_tokens=chunk_tokens,
+                                chunk_overlap=chunk_overlap)
     result.info["wall_seconds_total"] = round(time.perf_counter() - started, 2)
     console.print(metrics_table(f"retrieval on {dataset.name}/{split}", result.metrics.items()))
     info = result.info

@@ -22,12 +22,29 @@ def retrieve_exact(
     batch_size: int = 32,
     use_cache: bool = True,
     show_progress: bool = False,
+    chunk_tokens: int | None = None,
+    chunk_overlap: int = 32,
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    """Embed corpus and queries, exact top-k search; returns the run and facts about it."""
+    """Embed corpus and queries, exact top-k search; returns the run and facts about it.
+
+    With `chunk_tokens`, long documents are split into overlapping chunks that are searched separately, and a
+    document scores as its best chunk (nothing past the model's max tokens is lost to truncation).
+    """
     started = time.perf_counter()
     doc_ids = list(dataset.corpus)
     # MTEB's convention for BEIR: document = title + " " + text.
     doc_texts = [dataset.corpus[d].full_text for d in doc_ids]
+    owners = None
+    if chunk_tokens:
+        from embedops.data.chunk import chunk_text
+
+        chunked_ids, chunked_texts, owners = [], [], []
+        for d, text in zip(doc_ids, doc_texts, strict=True):
+            for piece in chunk_text(text, encoder.tokenizer, max_tokens=chunk_tokens - 2, overlap=chunk_overlap):
+                chunked_ids.append(d)
+                chunked_texts.append(piece)
+        owners = chunked_ids
+        doc_texts = chunked_texts
     query_ids = list(dataset.queries)
     query_texts = [dataset.queries[q] for q in query_ids]
     truncated_before = encoder.truncated_count
@@ -37,13 +54,26 @@ def retrieve_exact(
     doc_seconds = time.perf_counter() - t0
     query_emb = encode_cached(encoder, query_texts, kind="query", batch_size=batch_size,
                               show_progress=show_progress, use_cache=use_cache)
-    scores, idx = exact_search(query_emb, doc_emb, k)
-    run = build_run(query_ids, doc_ids, scores, idx)
+    if owners is None:
+        scores, idx = exact_search(query_emb, doc_emb, k)
+        run = build_run(query_ids, doc_ids, scores, idx)
+    else:
+        # Search deeper among chunks so that k distinct documents survive the fold.
+        scores, idx = exact_search(query_emb, doc_emb, min(len(owners), k * 4))
+        run = {}
+        for i, qid in enumerate(query_ids):
+            best: dict[str, float] = {}
+            for j, sc in zip(idx[i], scores[i], strict=True):
+                d = owners[j]
+                if d not in best:
+                    best[d] = float(sc)
+            run[qid] = dict(list(best.items())[:k])
     info = {
         "model": encoder.name,
         "dataset": dataset.name,
         "split": dataset.split,
         "documents": len(doc_ids),
+        "chunks": len(owners) if owners is not None else None,
         "queries": len(query_ids),
         "k": k,
         "truncated_inputs": encoder.truncated_count - truncated_before,
@@ -63,11 +93,14 @@ def evaluate_retrieval(
     batch_size: int = 32,
     use_cache: bool = True,
     show_progress: bool = False,
+    chunk_tokens: int | None = None,
+    chunk_overlap: int = 32,
 ) -> RetrievalResult:
     """Dense retrieval with exact search, scored with trec_eval metrics."""
     depth = max([k] + [int(m.split("@")[1]) for m in metrics if "@" in m])
     run, info = retrieve_exact(encoder, dataset, k=depth, batch_size=batch_size, use_cache=use_cache,
-                               show_progress=show_progress)
+                               show_progress=show_progress, chunk_tokens=chunk_tokens,
+                               chunk_overlap=chunk_overlap)
     result = evaluate_run(dataset.qrels, run, metrics)
     result.info = info
     return result
