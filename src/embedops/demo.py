@@ -1,6 +1,6 @@
 """`make demo`: the whole first loop on the bundled model and the shipped SciFact sample, offline.
 
-prepare -> embed -> search -> evaluate -> check the success criteria.
+prepare -> index -> search (dense, hybrid, recommend) -> evaluate -> check the success criteria.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def main(out_dir: str | Path = "demo-output") -> None:
     from embedops.data import load_beir
     from embedops.data.beir import read_beir_corpus
     from embedops.data.prepare import prepare
-    from embedops.eval import evaluate_retrieval, evaluate_sts, exact_search
+    from embedops.eval import evaluate_sts
     from embedops.eval.criteria import measure_criteria
     from embedops.models import load_encoder
 
@@ -48,36 +48,52 @@ def main(out_dir: str | Path = "demo-output") -> None:
                   f"duplicates dropped {len(report.dropped_exact_duplicates) + len(report.dropped_near_duplicates)}, "
                   f"written {report.written} -> {out / 'corpus.jsonl'}")
 
-    console.print("[bold]2. embed[/] the corpus with the bundled model")
+    console.print("[bold]2. index[/] embed the corpus into a FAISS + SQLite collection")
+    from embedops.index import Collection
+
     encoder = load_encoder()
     docs = list(read_beir_corpus(out / "corpus.jsonl").values())
-    doc_emb = encoder.encode([d.full_text for d in docs], show_progress=True)
-    console.print(f"   {len(docs)} documents -> {doc_emb.shape[1]}-d vectors; "
-                  f"{encoder.truncated_count} inputs truncated at {encoder.max_tokens} tokens (reported, not silent)")
+    collection = Collection.create(out / "collection", encoder, overwrite=True)
+    collection.add(docs, show_progress=True)
+    collection.flush()
+    info = collection.info()
+    console.print(f"   {len(collection)} documents -> {encoder.output_dimension}-d vectors in {out / 'collection'} "
+                  f"(index: {info.get('index', {}).get('factory', '?')}); {encoder.truncated_count} inputs truncated "
+                  f"at {encoder.max_tokens} tokens (reported, not silent)")
 
-    console.print("[bold]3. search[/]")
+    console.print("[bold]3. search[/] dense and hybrid (BM25 + dense), then 'more like this'")
     dataset = load_beir(SAMPLE, "test")
-    queries = list(dataset.queries.items())[:3]
-    q_emb = encoder.encode([q for _, q in queries], kind="query")
-    scores, idx = exact_search(q_emb, doc_emb, 3)
-    for (qid, text), row_s, row_i in zip(queries, scores, idx, strict=True):
-        table = Table(title=f"query {qid}: {text}", title_justify="left", show_header=True)
-        table.add_column("score", justify="right")
-        table.add_column("doc")
-        table.add_column("relevant")
-        table.add_column("title")
-        for s, i in zip(row_s, row_i, strict=True):
-            d = docs[i]
-            table.add_row(f"{s:.3f}", d.id, "yes" if d.id in dataset.qrels.get(qid, {}) else "", d.title[:80])
+    titles = {d.id: d.title for d in docs}
+    for mode, (qid, text) in zip(("dense", "hybrid", "hybrid"), list(dataset.queries.items())[:3], strict=True):
+        table = Table(title=f"{mode} · query {qid}: {text}", title_justify="left")
+        for col, just in (("score", "right"), ("doc", "left"), ("relevant", "left"), ("title", "left")):
+            table.add_column(col, justify=just)
+        for hit in collection.search(text, k=3, mode=mode):
+            table.add_row(f"{hit.score:.3f}", hit.id, "yes" if hit.id in dataset.qrels.get(qid, {}) else "",
+                          titles.get(hit.id, "")[:70])
         console.print(table)
+    seed = docs[0]
+    similar = collection.recommend([seed.id], k=3)
+    console.print(f"   more like [italic]{seed.title[:60]}[/]: " + "; ".join(
+        f"{titles.get(h.id, h.id)[:50]} ({h.score:.2f})" for h in similar))
+    console.print("[bold]4. evaluate[/] retrieval through the collection, dense vs hybrid")
+    from embedops.eval import evaluate_run
 
-    console.print("[bold]4. evaluate[/]")
-    res = evaluate_retrieval(encoder, dataset)
-    table = Table(title="retrieval on the sample (exact search)", title_justify="left")
-    for m in res.metrics:
+    qids = list(dataset.queries)
+    table = Table(title="retrieval on the sample (40 claims, 300 abstracts)", title_justify="left")
+    table.add_column("mode")
+    rows = []
+    for mode in ("dense", "keyword", "hybrid"):
+        hits = collection.search_batch([dataset.queries[q] for q in qids], k=100, mode=mode, with_content=False)
+        run = {q: {h.id: h.score for h in row} for q, row in zip(qids, hits, strict=True)}
+        res = evaluate_run(dataset.qrels, run)
+        rows.append((mode, res.metrics))
+    for m in rows[0][1]:
         table.add_column(m, justify="right")
-    table.add_row(*[f"{v:.4f}" for v in res.metrics.values()])
+    for mode, metrics in rows:
+        table.add_row(mode, *[f"{v:.4f}" for v in metrics.values()])
     console.print(table)
+    collection.close()
     sts_dir = _shared_sts()
     if sts_dir:
         from embedops.data import load_sts
