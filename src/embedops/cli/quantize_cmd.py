@@ -15,7 +15,7 @@ from embedops.errors import InputError
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model name, folder or HF id.")]
 
 
-def read_calibration(path: Path, limit: int | None = None) -> list[str]:
+def read_texts(path: Path, limit: int | None = None, minimum: int = 2) -> list[str]:
     """Texts from a .txt file (one per line) or a JSONL/CSV/Parquet file (title + text per record)."""
     from embedops.data.readers import iter_lines, read_documents
 
@@ -24,8 +24,8 @@ def read_calibration(path: Path, limit: int | None = None) -> list[str]:
         texts = [line.strip() for _, line in iter_lines(path) if line.strip()]
     else:
         texts = [d.full_text for d in read_documents(path)]
-    if len(texts) < 2:
-        raise InputError(f"the calibration file has {len(texts)} usable texts; at least 2 are needed", where=str(path))
+    if len(texts) < minimum:
+        raise InputError(f"the file has {len(texts)} usable texts; at least {minimum} needed", where=str(path))
     return texts[:limit] if limit else texts
 
 
@@ -79,7 +79,7 @@ def quantize(
 
         pairs = load_sts(sts, sts_split)
     if calibration is not None:
-        texts = read_calibration(calibration, gate.calibration_size)
+        texts = read_texts(calibration, gate.calibration_size)
     elif pairs is not None:
         texts = list(dict.fromkeys(pairs.sentences1 + pairs.sentences2))
     else:

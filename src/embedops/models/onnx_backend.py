@@ -72,6 +72,7 @@ class OnnxEncoder(BaseEncoder):
         if quantization not in ("none", "int8"):
             raise ModelError(f"unknown quantization {quantization!r}; choose 'none' or 'int8'")
         self.source = resolve_model(model)
+        self._quantize_hint = "run: embedops quantize --sts <STS file>" + (f" --model {model}" if model else "")
         self.name = self.source.name
         self.quantization = quantization
         self.provider = provider
@@ -95,7 +96,7 @@ class OnnxEncoder(BaseEncoder):
             ok, reason = int8_status(self.exported)
             if not ok:
                 raise ModelError(f"no usable int8 model for {self.name!r}: {reason}",
-                                 hint=f"run: embedops quantize --model {self.source.location}")
+                                 hint=self._quantize_hint)
             path = self.exported.int8_path
         else:
             path = self.exported.fp32_path
@@ -106,7 +107,7 @@ class OnnxEncoder(BaseEncoder):
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for bad files
             if self.quantization == "int8":
                 raise ModelError(f"cannot load the int8 model {path}: {exc}",
-                                 hint=f"run: embedops quantize --model {self.source.location}") from exc
+                                 hint=self._quantize_hint) from exc
             log.warning("cached ONNX export %s failed to load (%s); exporting again", path, exc)
             self.exported = ensure_export(self.source, force=True)
             session = make_session(str(self.exported.fp32_path), threads=self.threads, provider=self.provider)
