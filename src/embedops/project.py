@@ -102,3 +102,49 @@ class Project:
         from embedops.eval.criteria import measure_criteria
 
         return measure_criteria(self.config, self.encoder)
+
+    # -- index and search (embedops.index) -------------------------------------------------
+    def index(self, documents=None, *, path: str | Path | None = None, overwrite: bool = False,
+              show_progress: bool = False):
+        """Build the project's collection (index section) from `documents` or the first data source."""
+        from embedops.data import read_documents
+        from embedops.index import Collection, spec_from_config
+
+        target = self.config.resolve(path or self.config.index.path)
+        col = Collection.create(target, self.encoder, spec=spec_from_config(self.config.index), overwrite=overwrite)
+        if documents is None:
+            src = self.source()
+            documents = read_documents(self.config.resolve(src.path), text_field=src.text_field,
+                                       id_field=src.id_field)
+        col.add(documents, batch_size=self.config.model.batch_size, show_progress=show_progress)
+        col.flush()
+        self._collection = col
+        return col
+
+    @property
+    def collection(self):
+        """The project's collection, opened from `index.path` (refused if built with another model)."""
+        col = getattr(self, "_collection", None)
+        if col is None:
+            from embedops.index import Collection
+
+            col = Collection.open(self.config.resolve(self.config.index.path), self.encoder)
+            self._collection = col
+        return col
+
+    def search(self, query: str, k: int = 10, filter=None, *, mode: str | None = None):
+        """Search the collection by text (dense, keyword or hybrid; default from the index section)."""
+        mode = mode or getattr(self.config.index, "search_mode", "dense")
+        return self.collection.search(query, k, filter, mode=mode)
+
+    def recommend(self, positive_ids, negative_ids=(), k: int = 10, filter=None):
+        """More like `positive_ids`, less like `negative_ids`."""
+        return self.collection.recommend(positive_ids, negative_ids, k, filter)
+
+    # -- training (embedops.train, embedops.registry) ------------------------------------------
+    def train(self, data: str | Path, *, name: str = "tuned", alias: str | None = "challenger", **options: Any):
+        """Fine-tune the project's model on `data` and register the result in the project's registry."""
+        from embedops.train import run_training
+
+        return run_training(data, base=self.config.model.name, name=name,
+                            registry_root=self.config.resolve(self.config.registry), alias=alias, **options)
