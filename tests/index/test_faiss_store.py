@@ -220,3 +220,13 @@ def test_open_refuses_non_collections(tmp_path):
     FaissStore.create(tmp_path / "c", D).close()
     with pytest.raises(InputError, match="not empty"):
         FaissStore.create(tmp_path / "c", D)
+
+
+def test_truncated_vectors_file_is_named(tmp_path):
+    store, *_ = make(tmp_path, n=50)
+    store.close()
+    path = tmp_path / "c" / "vectors.0.f32"
+    path.write_bytes(path.read_bytes()[: 10 * D * 4 + 7])
+    with pytest.raises(InputError, match="truncated: it holds 10 vectors, the database 50") as err:
+        FaissStore(tmp_path / "c")
+    assert str(path) in str(err.value)
