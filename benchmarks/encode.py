@@ -99,6 +99,48 @@ def ensure_int8(model: str | None) -> dict:
     return report.as_dict()
 
 
+def breakdown(encoder, texts: list[str], batch_size: int) -> dict:
+    """Where an onnx encode's time goes: tokenising, building padded arrays, the graph, and the rest."""
+    from embedops.models.base import plan_batches
+
+    t0 = time.perf_counter()
+    lengths, encs = encoder.tokenize_all(texts)
+    t1 = time.perf_counter()
+    feeds = [encoder.feed([encs[i] for i in b.indices])
+             for b in plan_batches(np.minimum(lengths, encoder.max_tokens), batch_size)]
+    t2 = time.perf_counter()
+    for feed in feeds:
+        encoder.session.run(None, feed)
+    t3 = time.perf_counter()
+    padded = sum(f["input_ids"].size for f in feeds)
+    real = sum(int(f["attention_mask"].sum()) for f in feeds)
+    return {"tokenize_s": t1 - t0, "pad_s": t2 - t1, "graph_s": t3 - t2, "padding_share": 1 - real / padded}
+
+
+def op_profile(path: str, feeds: list[dict], threads: int) -> dict[str, float]:
+    """ONNX Runtime's own per-operator time shares for these inputs."""
+    import collections
+    import json
+
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(RESULTS / ".ort-profile")
+    session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    for feed in feeds:
+        session.run(None, feed)
+    trace = Path(session.end_profiling())
+    per_op: collections.Counter = collections.Counter()
+    for event in json.loads(trace.read_text()):
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            per_op[event["args"]["op_name"]] += event["dur"]
+    trace.unlink()
+    total = sum(per_op.values()) or 1
+    return {op: round(us / total, 3) for op, us in per_op.most_common(8)}
+
+
 def main() -> None:
     """Run every backend on the same inputs, print the table, write encode.json and encode.md."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -152,6 +194,16 @@ def main() -> None:
                 print(f"round {r + 1} {kind:9s} {name:22s} {len(texts) / times[kind][name][-1]:8.1f}/s", flush=True)
 
     load_after = os.getloadavg()  # other processes on the machine would show here
+    profile = {}
+    for kind, (texts, bs) in inputs.items():
+        for name in ("onnx-fp32", "onnx-int8"):
+            enc = encoders[name]
+            profile[f"{kind}/{name}"] = breakdown(enc, texts, bs)
+            _, encs = enc.tokenize_all(texts[: 4 * bs])
+            feeds = [enc.feed(encs[i : i + bs]) for i in range(0, len(encs), bs)]
+            path = str(enc.exported.int8_path if name == "onnx-int8" else enc.exported.fp32_path)
+            profile[f"{kind}/{name}"]["ops"] = op_profile(path, feeds, threads)
+            print(f"profile {kind} {name}: {profile[f'{kind}/{name}']}", flush=True)
     rows = []
     for kind, (texts, _) in inputs.items():
         base = statistics.median(times[kind]["sentence-transformers"])
@@ -179,7 +231,7 @@ def main() -> None:
         row.update(quality[row["backend"]])
     result = {"cpu": cpu, "threads": threads, "model": encoders["torch"].name, "rounds": args.rounds,
               "batch": {"sentences": args.sentence_batch, "abstracts": args.abstract_batch},
-              "int8_gate": gate, "rows": rows,
+              "int8_gate": gate, "rows": rows, "profile": profile,
               "load_average_1min": {"before": load_before[0], "after_timing": load_after[0]},
               "versions": {m: __import__(m).__version__ for m in ("torch", "onnxruntime", "sentence_transformers")}}
     table = markdown(result)
