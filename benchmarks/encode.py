@@ -173,6 +173,12 @@ def main() -> None:
         "onnx-fp32": load_encoder(args.model, backend="onnx", threads=threads),
         "onnx-int8": load_encoder(args.model, backend="onnx", quantization="int8", threads=threads),
     }
+    if torch.cuda.is_available():  # GPU rows; sentence-transformers on the CPU stays the baseline
+        import onnxruntime as ort
+
+        encoders["torch-cuda-fp16"] = load_encoder(args.model, backend="torch", device="cuda", fp16=True)
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            encoders["onnx-cuda-fp32"] = load_encoder(args.model, backend="onnx", provider="cuda")
     runners = {"sentence-transformers": lambda texts, bs: st.encode(texts, batch_size=bs, normalize_embeddings=True)}
     for name, enc in encoders.items():
         runners[name] = lambda texts, bs, enc=enc: enc.encode(texts, batch_size=bs)
@@ -221,6 +227,8 @@ def main() -> None:
     quality = {name: {"sts_spearman": spearman(sts, sentences, embs["sentences"][name])} for name in runners}
     if not args.skip_ndcg:
         for name, enc in encoders.items():
+            if "cuda" in name:
+                continue
             t0 = time.perf_counter()
             res = evaluate_retrieval(enc, scifact, metrics=("ndcg@10",), show_progress=False)
             quality[name]["scifact_ndcg@10"] = res.metrics["ndcg@10"]
