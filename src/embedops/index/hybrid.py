@@ -7,7 +7,10 @@ Two rules, selectable per query:
 - ``rrf``: reciprocal rank fusion, score = sum over lists of 1 / (rrf_k + rank), rank from 1, rrf_k = 60.
 
 Measured on SciFact test (all-MiniLM-L6-v2, top 100 of each list, benchmarks/hybrid_scifact.py, numbers in
-benchmarks/results/hybrid_scifact.json): MEASURE-PENDING.
+benchmarks/results/hybrid_scifact.json): BM25 alone nDCG@10 0.6863, dense alone 0.6451, RRF 0.7171,
+min-max score sum 0.7282 (min-max - RRF = +0.011, 95% CI -0.003..+0.025, p = 0.12; both beat dense with
+p < 0.001). Score fusion keeps how far ahead a top document is, which ranks alone discard; it measured higher, so
+it is the default, and RRF stays available per query.
 """
 
 from __future__ import annotations
