@@ -40,6 +40,7 @@ def train(
     hard_negatives: Annotated[int | None, typer.Option(help="Mined negatives per example (0: none).")] = None,
     checkpoint_steps: Annotated[int | None, typer.Option(help="Save a checkpoint every N steps.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
+    corpus: Annotated[Path | None, typer.Option(help="Documents (file or BEIR folder): feedback ids, mining.")] = None,
     sts: Annotated[Path | None, typer.Option(help="STS file: report the Spearman change too.")] = None,
     alias: Annotated[str | None, typer.Option(help="Point this alias (e.g. challenger) at the new version.")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore checkpoints of an interrupted run.")] = False,
@@ -84,7 +85,8 @@ def train(
     report = run_training(
         data, base=pick(base, cfg.base_model), name=pick(name, cfg.name), registry_root=root, params=params,
         fmt=fmt, split=split, eval_split=pick(eval_split, cfg.eval_split),
-        eval_fraction=pick(eval_fraction, cfg.eval_fraction), sts_path=sts, alias=alias, resume=not fresh,
+        eval_fraction=pick(eval_fraction, cfg.eval_fraction), sts_path=sts, alias=alias, corpus=corpus,
+        resume=not fresh,
         evaluate=evaluate, echo=lambda m: err_console.print(m, highlight=False),
     )
     print_report(report.manifest, report.version.path if report.version else None)

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from embedops.data.beir import load_beir
+from embedops.data.readers import read_documents
+from embedops.data.records import Document
 from embedops.errors import InputError
 from embedops.registry import Registry, base_model_info, library_versions
 from embedops.registry.registry import ModelVersion, now
@@ -57,6 +59,15 @@ def _heldout(train: TrainingSet, data: Path, fmt: str, eval_split: str | None, e
     return heldout_split(train, eval_fraction)
 
 
+def _read_corpus(path: Path) -> dict[str, Document]:
+    """Documents by id from a BEIR folder's corpus or a JSONL/CSV/Parquet file (for feedback ids and mining)."""
+    if path.is_dir():
+        from embedops.data.beir import _find, read_beir_corpus
+
+        return read_beir_corpus(_find(path, "corpus"))
+    return {d.id: d for d in read_documents(path)}
+
+
 def _log_mlflow(manifest: dict[str, Any]) -> None:
     """Log params and metrics to MLflow when it is installed and MLFLOW_TRACKING_URI is set (optional)."""
     if not os.environ.get("MLFLOW_TRACKING_URI"):
@@ -88,6 +99,7 @@ def run_training(
     eval_fraction: float = 0.1,
     sts_path: str | Path | None = None,
     alias: str | None = None,
+    corpus: str | Path | None = None,
     resume: bool = True,
     evaluate: bool = True,
     show_progress: bool = True,
@@ -100,7 +112,10 @@ def run_training(
     timings: dict[str, float] = {}
     data = Path(data)
     started_at = now()
-    full = load_training_set(data, kind=fmt, split=split)
+    docs = _read_corpus(Path(corpus)) if corpus else None
+    full = load_training_set(data, kind=fmt, split=split, corpus=docs)
+    if docs and not full.corpus:
+        full.corpus = docs  # mine negatives from the whole collection, not only the training texts
     train, test = _heldout(full, data, fmt, eval_split, eval_fraction) if evaluate else (full, None)
     if len(train) < params.batch_size:
         raise InputError(f"{len(train)} training examples (after holding out a test) but batch size "

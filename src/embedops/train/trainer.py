@@ -222,7 +222,8 @@ def train_model(
     with contextlib.suppress(AttributeError):
         model.model_card_data.generate_widget_examples = False
     model.max_seq_length = params.max_seq_length
-    cols = train.columns(params.hard_negatives)
+    # Every negative the examples carry (mined or given in the file) becomes a column.
+    cols = train.columns()
     dataset = Dataset.from_dict(cols)
     steps_per_epoch = max(1, len(train) // params.batch_size)
     args = SentenceTransformerTrainingArguments(
@@ -250,7 +251,7 @@ def train_model(
         model=model, args=args, train_dataset=dataset, loss=_loss(model, params),
         callbacks=[progress] if progress else None,
     )
-    # The model-card callback encodes "widget examples" at train start: minutes of CPU for a README.
+    # The model-card callback gathers dataset statistics for a hub README we never publish: skip it.
     trainer.remove_callback(trainer.model_card_callback_class)
     started = time.perf_counter()
     try:
