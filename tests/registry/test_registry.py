@@ -39,6 +39,7 @@ def test_import_creates_versions_with_manifest(tmp_path: Path, small_model: Path
     m = json.loads((v2.path / "manifest.json").read_text())
     assert m["kind"] == "imported" and m["version"] == 2 and m["libraries"]["sentence-transformers"]
     assert m["registered_at"] and m["source"] == str(small_model.resolve())
+    assert len(m["weights"]["model.safetensors"]) == 64  # sha256 pins the exact weights
     assert [v.ref for v in reg.versions()] == ["minilm@v1", "minilm@v2"]
     assert reg.ref_of("minilm") == "minilm@v2" and reg.ref_of("minilm@latest") == "minilm@v2"
     assert reg.resolve("minilm@v1") == v1.path

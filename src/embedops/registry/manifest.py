@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import platform
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 _LIBRARIES = ("embedops", "sentence-transformers", "transformers", "torch", "numpy", "datasets", "accelerate",
@@ -36,3 +38,17 @@ def base_model_info(spec: str | None) -> dict[str, Any]:
     else:
         info["version"] = "local folder"
     return info
+
+
+def weights_fingerprint(folder: str | Path) -> dict[str, str]:
+    """sha256 of each weight file in a model folder, so a manifest pins the exact weights it describes."""
+    out: dict[str, str] = {}
+    root = Path(folder)
+    for f in sorted(root.rglob("*")):
+        if f.is_file() and f.suffix in {".safetensors", ".bin", ".onnx", ".pt"}:
+            h = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            out[str(f.relative_to(root))] = h.hexdigest()
+    return out

@@ -22,6 +22,7 @@ from typing import Any
 
 from embedops._io import atomic_write_json
 from embedops.errors import InputError, ModelError
+from embedops.registry.manifest import weights_fingerprint
 
 MARKER = "registry.json"
 ALIASES = "aliases.json"
@@ -189,7 +190,7 @@ class Registry:
                     os.replace(item, tmp / item.name)
                 staged.rmdir()
                 info = {**manifest, "name": name, "version": number, "ref": f"{name}@v{number}",
-                        "registered_at": now(), "aliases": []}
+                        "registered_at": now(), "aliases": [], "weights": weights_fingerprint(tmp)}
                 info.setdefault("created_at", info["registered_at"])
                 atomic_write_json(tmp / MANIFEST, info)
                 # A stale folder with this number but no manifest (a crash before the rename) is debris.
