@@ -51,3 +51,15 @@ def test_chunking_long_documents(tmp_path, encoder):
     assert report.chunked_documents == 1
     assert rows[0]["_id"] == "long#0" and rows[0]["metadata"]["parent_id"] == "long"
     assert rows[-1]["_id"] == "s"
+
+
+def test_outputs_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    src, out = tmp_path / "raw.jsonl", tmp_path / "clean.jsonl"
+    _write(src, [{"id": "1", "text": "fine"}])
+    prepare(src, out)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~mask
