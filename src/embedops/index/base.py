@@ -49,10 +49,10 @@ class IndexSpec:
         """Candidates per wanted hit for the quantised kinds (binary codes lose more, so look further)."""
         if self.oversample:
             return self.oversample
-        return {"float32": 1, "int8": 4, "binary": 10}[self.vectors]
+        return {"float32": 1, "int8": 4, "binary": 20}[self.vectors]
 
 
-@dataclass
+@dataclass(slots=True)
 class Hit:
     """One search result: document id, similarity score (higher is better), and stored content."""
 

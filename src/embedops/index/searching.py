@@ -50,7 +50,7 @@ class SearchMixin:
                 _, h.text, h.metadata = rows[slot]
 
     def _check_queries(self, queries: Any) -> np.ndarray:
-        q = np.asarray(queries)
+        q = queries if type(queries) is np.ndarray else np.asarray(queries)
         if q.ndim == 1:
             q = q[None, :]
         if q.ndim != 2 or q.shape[1] != self.dimension:
