@@ -36,3 +36,4 @@ def test_type_mismatch_against_stored_values():
     check_types(conds, {"year": set()})  # field absent: fine (empty result)
     with pytest.raises(InputError, match="'lang'"):
         check_types(parse_filter({"lang": 3}), {"lang": {"text"}})
+

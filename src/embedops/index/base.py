@@ -34,6 +34,18 @@ class IndexSpec:
     nprobe: int = 16
     oversample: int | None = None
 
+    def __post_init__(self) -> None:
+        from embedops.errors import InputError
+
+        if self.kind not in ("auto", "flat", "hnsw", "ivfpq"):
+            raise InputError(f"unknown index kind {self.kind!r}; use auto, flat, hnsw or ivfpq", where="index spec")
+        if self.vectors not in ("float32", "int8", "binary"):
+            raise InputError(f"unknown vectors {self.vectors!r}; use float32, int8 or binary", where="index spec")
+        for name in ("hnsw_threshold", "hnsw_m", "ef_construction", "ef_search", "nprobe"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}", where="index spec")
+
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
         return asdict(self)
