@@ -134,8 +134,7 @@ class OnnxEncoder(BaseEncoder):
 
     def token_lengths(self, texts: list[str]) -> np.ndarray:
         """Untruncated token count per text (special tokens included)."""
-        encs = self._tokenize(texts)
-        return np.fromiter((len(e.ids) + self.n_special for e in encs), dtype=np.int64, count=len(texts))
+        return self.tokenize_all(texts)[0]
 
     def tokenize_all(self, texts: list[str]) -> tuple[np.ndarray, Any]:
         """Tokenise every text once; lengths for planning, encodings reused by each batch."""
@@ -162,7 +161,7 @@ class OnnxEncoder(BaseEncoder):
         full = []
         for e in encs:
             if len(e.ids) > keep:
-                e = e.truncate(keep) or e  # in-place truncate; returns None
+                e.truncate(keep)  # in place; the special tokens are added after, as transformers does
             full.append(post(e))
         width = max(len(e.ids) for e in full)
         ids = np.full((len(full), width), self.pad_id, dtype=np.int64)
