@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -71,11 +71,12 @@ class Hit:
     id: str
     score: float
     text: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    # None until content is attached (Collection always attaches it); saves a dict per hit on the hot path.
+    metadata: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""
-        return {"id": self.id, "score": self.score, "text": self.text, "metadata": self.metadata}
+        return {"id": self.id, "score": self.score, "text": self.text, "metadata": self.metadata or {}}
 
 
 @dataclass
