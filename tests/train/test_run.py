@@ -125,3 +125,24 @@ def test_disk_full_during_training(tmp_path: Path, pairs_file: Path) -> None:
     assert res.returncode == 2, res.stdout + res.stderr
     assert "disk full" in res.stderr and "resumes" in res.stderr
     assert Registry(reg).versions() == []
+
+
+def test_feedback_with_corpus_ids(tmp_path: Path) -> None:
+    """The production loop's export (clicked_id/negative_ids) trains once a corpus names the ids."""
+    from .test_pairs import tiny_beir, write_jsonl
+
+    folder = tiny_beir(tmp_path / "beir")
+    # Negatives alternate so that any no-duplicates batch of 2 can be formed.
+    rows = [{"query": f"question {i} about {t}", "clicked_id": d, "negative_ids": [n]}
+            for i, (t, d, n) in enumerate([("aspirin", "d1", "d6"), ("statins", "d2", "d5"),
+                                           ("insulin", "d3", "d6"), ("vitamin d", "d4", "d5")])]
+    fb = write_jsonl(tmp_path / "feedback.jsonl", rows)
+    reg = tmp_path / "reg"
+    res = runner.invoke(app, ["train", str(fb), "--format", "feedback", "--corpus", str(folder), "--registry",
+                              str(reg), "--no-evaluate", "--batch-size", "2", "--epochs", "1", "--max-tokens",
+                              "32", "--hard-negatives", "0", "--checkpoint-steps", "100"])
+    assert res.exit_code == 0, res.output
+    m = Registry(reg).get("tuned").manifest
+    assert m["data"]["examples"] == 4 and m["training"]["steps"] == 2
+    res = runner.invoke(app, ["train", str(fb), "--format", "feedback", "--registry", str(reg)])
+    assert res.exit_code == 2 and "need a corpus" in res.output
