@@ -146,3 +146,18 @@ def test_feedback_with_corpus_ids(tmp_path: Path) -> None:
     assert m["data"]["examples"] == 4 and m["training"]["steps"] == 2
     res = runner.invoke(app, ["train", str(fb), "--format", "feedback", "--registry", str(reg)])
     assert res.exit_code == 2 and "need a corpus" in res.output
+
+
+def test_training_section_of_embedops_yaml(tmp_path: Path, pairs_file: Path) -> None:
+    """Defaults come from the project file's training section; the registry from its `registry` field."""
+    (tmp_path / "embedops.yaml").write_text(
+        "version: 1\nregistry: reg\ntraining:\n  name: from-config\n  batch_size: 8\n  epochs: 1\n"
+        "  max_tokens: 32\n  hard_negatives: 0\n  checkpoint_steps: 100\n")
+    res = runner.invoke(app, ["train", str(pairs_file), "--config", str(tmp_path / "embedops.yaml"),
+                              "--no-evaluate"])
+    assert res.exit_code == 0, res.output
+    m = Registry(tmp_path / "reg").get("from-config@v1").manifest
+    assert m["params"]["batch_size"] == 8 and m["params"]["max_seq_length"] == 32 and m["training"]["steps"] == 5
+    (tmp_path / "bad.yaml").write_text("version: 1\ntraining:\n  epoch: 2\n")
+    res = runner.invoke(app, ["train", str(pairs_file), "--config", str(tmp_path / "bad.yaml")])
+    assert res.exit_code == 2 and "epoch" in res.output

@@ -100,7 +100,7 @@ class TrainingConfig(Section):
     eval_split: str | None = "test"
     eval_fraction: float = Field(0.1, ge=0, lt=1)
     seed: int = 42
-    output: str = "models"
+    # Where versions go is the project's `registry` field, shared with `embedops models`.
 
 
 class CriteriaConfig(Section):
