@@ -161,3 +161,15 @@ def test_training_section_of_embedops_yaml(tmp_path: Path, pairs_file: Path) -> 
     (tmp_path / "bad.yaml").write_text("version: 1\ntraining:\n  epoch: 2\n")
     res = runner.invoke(app, ["train", str(pairs_file), "--config", str(tmp_path / "bad.yaml")])
     assert res.exit_code == 2 and "epoch" in res.output
+
+
+def test_lineage_when_tuning_a_registered_version(tmp_path: Path, pairs_file: Path, monkeypatch) -> None:
+    reg = tmp_path / "reg"
+    monkeypatch.setenv("EMBEDOPS_REGISTRY", str(reg))
+    quick = ["--registry", str(reg), "--no-evaluate", "--hard-negatives", "0", *FAST]
+    assert runner.invoke(app, ["train", str(pairs_file), "--name", "a", "--alias", "champion", *quick]).exit_code == 0
+    res = runner.invoke(app, ["train", str(pairs_file), "--name", "b", "--base", "champion", *quick])
+    assert res.exit_code == 0, res.output
+    m = Registry(reg).get("b@v1").manifest
+    assert m["parent"] == "a@v1" and m["base_model"]["spec"] == "champion"
+    assert m["base_model"]["location"] == str((reg / "a" / "v1").resolve())
