@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from embedops.errors import ModelError
-from embedops.models.base import BaseEncoder, EncodeStats, Encoder, plan_batches
+from embedops.models.base import BaseEncoder, Encoder, EncodeStats, plan_batches
 from embedops.models.loading import DEFAULT_MODEL, ModelSource, bundled_default_path, resolve_model
 
 BACKENDS = ("torch", "onnx")
