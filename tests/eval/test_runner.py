@@ -33,3 +33,17 @@ def test_chunked_retrieval_folds_chunks_back_to_documents(encoder, small_beir):
     assert res.info["chunks"] > len(ds.corpus)  # long abstracts were split
     assert res.info["truncated_inputs"] == 0  # ...so nothing was cut
     assert res.metrics["ndcg@10"] > 0.6
+
+
+def test_cache_hits_still_report_truncation(encoder, tmp_path, monkeypatch):
+    from embedops.eval.cache import encode_cached
+
+    monkeypatch.setenv("EMBEDOPS_CACHE", str(tmp_path))
+    texts = ["short", "long text " * 300]
+    before = encoder.truncated_count
+    first = encode_cached(encoder, texts)
+    assert encoder.truncated_count - before == 1
+    second = encode_cached(encoder, texts)
+    assert encoder.truncated_count - before == 2
+    assert (first == second).all()
+    assert len(list((tmp_path / "embeddings").glob("*.npz"))) == 1

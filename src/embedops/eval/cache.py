@@ -42,15 +42,19 @@ def encode_cached(encoder, texts: list[str], *, kind=None, batch_size: int = 32,
     for t in texts:
         h.update(t.encode("utf-8", "surrogatepass"))
         h.update(b"\x00")
-    path = cache_root() / "embeddings" / f"{h.hexdigest()[:32]}.npy"
+    path = cache_root() / "embeddings" / f"{h.hexdigest()[:32]}.npz"
     if path.is_file():
         try:
-            arr = np.load(path)
+            with np.load(path) as saved:
+                arr, truncated = saved["embeddings"], int(saved["truncated"])
             if arr.shape[0] == len(texts):
+                # A cache hit still reports how many of these inputs the model truncates.
+                encoder.stats.truncated += truncated
                 return arr
-        except (OSError, ValueError):
+        except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is simply recomputed
+    before = encoder.truncated_count
     arr = encoder.encode(texts, batch_size=batch_size, kind=kind, show_progress=show_progress)
     with atomic_open(path, "wb") as fh:
-        np.save(fh, arr)
+        np.savez(fh, embeddings=arr, truncated=np.int64(encoder.truncated_count - before))
     return arr
