@@ -77,6 +77,8 @@ def test_bad_inputs_exit_2_with_a_clear_message(tmp_path, small_beir):
     _assert_clean_error(invoke("prepare", latin, out), f"{latin}:1", "UTF-8")
     _assert_clean_error(invoke("eval", "retrieval", small_beir, "--model", "no-such/model-xyz"), "no-such/model-xyz")
     _assert_clean_error(invoke("eval", "retrieval", small_beir, "--metrics", "bleu@4"), "bleu@4")
+    _assert_clean_error(invoke("eval", "retrieval", small_beir, "--quantization", "int8"), "needs --backend onnx")
+    _assert_clean_error(invoke("eval", "sts", "x.tsv", "--backend", "onnx", "--quantization", "int4"), "int4")
     cfg = tmp_path / "embedops.yaml"
     cfg.write_text("model:\n  batch_size: -1\n")
     _assert_clean_error(invoke("check", cfg), "model.batch_size")

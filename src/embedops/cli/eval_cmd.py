@@ -18,6 +18,22 @@ eval_app = typer.Typer(help="Evaluate a model: retrieval (BEIR), STS, and paired
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model name, folder, HF id or registry alias.")]
 BackendOpt = Annotated[str, typer.Option("--backend", help="Encoder backend: torch or onnx.")]
+QuantOpt = Annotated[
+    str, typer.Option("--quantization", help="onnx only: none or int8 (run `embedops quantize` first).")
+]
+
+
+def _check_quantization(backend: str, quantization: str) -> None:
+    if quantization not in ("none", "int8"):
+        raise InputError(f"--quantization must be none or int8, got {quantization!r}")
+    if quantization != "none" and backend != "onnx":
+        raise InputError("--quantization int8 needs --backend onnx")
+
+
+def _encoder(model: str | None, backend: str, quantization: str):
+    _check_quantization(backend, quantization)
+    options = {"quantization": quantization} if backend == "onnx" else {}
+    return load_encoder_quietly(model, backend, **options)
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Folder for report.json/.md/.png.")]
 
 
@@ -36,6 +52,7 @@ def retrieval(
     split: Annotated[str, typer.Option(help="Qrels split to evaluate.")] = "test",
     model: ModelOpt = None,
     backend: BackendOpt = "torch",
+    quantization: QuantOpt = "none",
     metrics: Annotated[str, typer.Option(help="Comma-separated metrics.")] = "ndcg@10,recall@100,mrr@10,map@100",
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     sample_queries: Annotated[int | None, typer.Option(help="Evaluate on this many random queries.")] = None,
@@ -53,11 +70,12 @@ def retrieval(
     from embedops.eval.report import write_metrics_report
 
     started = time.perf_counter()
+    _check_quantization(backend, quantization)
     metric_names = _metrics_list(metrics)
     dataset = load_beir(data, split)
     if sample_queries or sample_documents:
         dataset = sample_beir(dataset, queries=sample_queries, documents=sample_documents)
-    encoder = load_encoder_quietly(model, backend)
+    encoder = _encoder(model, backend, quantization)
     console.print(f"[bold]{dataset.name}[/] ({split}): {len(dataset.corpus)} documents, "
                   f"{len(dataset.queries)} queries; model [bold]{encoder.name}[/] ({backend})")
     result = evaluate_retrieval(encoder, dataset, metrics=metric_names, batch_size=batch_size,
@@ -80,6 +98,7 @@ def sts(
     split: Annotated[str, typer.Option(help="train, dev or test.")] = "test",
     model: ModelOpt = None,
     backend: BackendOpt = "torch",
+    quantization: QuantOpt = "none",
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     cache: Annotated[bool, typer.Option(help="Reuse cached embeddings.")] = True,
     output: OutputOpt = None,
@@ -89,8 +108,9 @@ def sts(
     from embedops.eval import evaluate_sts
     from embedops.eval.report import write_metrics_report
 
+    _check_quantization(backend, quantization)
     pairs = load_sts(data, split)
-    encoder = load_encoder_quietly(model, backend)
+    encoder = _encoder(model, backend, quantization)
     result = evaluate_sts(encoder, pairs, batch_size=batch_size, use_cache=cache, show_progress=True)
     metrics = {"spearman": result["spearman"], "pearson": result["pearson"]}
     console.print(metrics_table(f"STS {split} ({result['pairs']} pairs)", metrics.items()))
