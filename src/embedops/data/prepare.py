@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,8 +126,6 @@ def prepare(source: str | Path, output: str | Path, options: PrepareOptions | No
                                     "metadata": {**doc.metadata, "parent_id": doc.id, "chunk": i}})
                 continue
         records.append(doc.to_json())
-    import json
-
     with atomic_open(out, "w") as fh:
         for rec in records:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,13 +24,6 @@ def require_file(path: str | Path, what: str = "file") -> Path:
     if not p.is_file():
         raise InputError(f"expected a {what}, found a folder", where=str(p))
     return p
-
-
-def open_text(path: Path) -> io.TextIOBase:
-    """Open a text file (gzip when the name ends in .gz) decoding strict UTF-8."""
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="strict", newline="")
-    return open(path, encoding="utf-8", errors="strict", newline="")
 
 
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from embedops._io import atomic_open
+from embedops.models.loading import WEIGHT_SUFFIXES
 
 
 def cache_root() -> Path:
@@ -23,7 +24,7 @@ def model_fingerprint(encoder) -> str:
     if path:
         parts.append(str(path))
         for f in sorted(Path(path).rglob("*")):
-            if f.suffix in {".safetensors", ".bin", ".onnx", ".pt"}:
+            if f.suffix in WEIGHT_SUFFIXES:
                 st = f.stat()
                 parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
     extra = getattr(encoder, "fingerprint_extra", None)

@@ -13,6 +13,7 @@ import numpy as np
 
 from embedops.config.criteria import Criterion
 from embedops.config.schema import ProjectConfig
+from embedops.models.loading import WEIGHT_SUFFIXES
 
 _RETRIEVAL = re.compile(r"^(ndcg|recall|mrr|map|precision)@\d+$")
 LATENCY_METRICS = {"p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "throughput_per_s"}
@@ -57,7 +58,7 @@ def _model_size_mb(encoder) -> float | None:
     if not path:
         return None
     total = sum(f.stat().st_size for f in Path(path).rglob("*")
-                if f.is_file() and f.suffix in {".safetensors", ".bin", ".onnx", ".pt"})
+                if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
     return total / 2**20
 
 

@@ -110,6 +110,7 @@ def evaluate_sts(encoder, pairs: StsPairs, *, batch_size: int = 32, use_cache: b
                  show_progress: bool = False) -> dict[str, Any]:
     """Spearman/Pearson of cosine similarity on STS pairs."""
     started = time.perf_counter()
+    truncated_before = encoder.truncated_count
     uniq = list(dict.fromkeys(pairs.sentences1 + pairs.sentences2))
     emb = encode_cached(encoder, uniq, batch_size=batch_size, show_progress=show_progress, use_cache=use_cache)
     pos = {s: i for i, s in enumerate(uniq)}
@@ -117,5 +118,5 @@ def evaluate_sts(encoder, pairs: StsPairs, *, batch_size: int = 32, use_cache: b
     e2 = emb[np.fromiter((pos[s] for s in pairs.sentences2), dtype=np.int64)]
     out: dict[str, Any] = dict(sts_scores(e1, e2, pairs.scores))
     out.update({"model": encoder.name, "wall_seconds": round(time.perf_counter() - started, 2),
-                "truncated_inputs": encoder.truncated_count})
+                "truncated_inputs": encoder.truncated_count - truncated_before})
     return out

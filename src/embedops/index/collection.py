@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from embedops._progress import start_progress
 from embedops.data.records import Document
 from embedops.errors import InputError, ModelError
 from embedops.index.base import Filter, Hit, IndexSpec, Record
@@ -175,7 +176,7 @@ class Collection:
 
             vectors = encode_cached(self.encoder, texts, kind="document", batch_size=batch_size,
                                     show_progress=show_progress)
-        progress = _progress(show_progress and vectors is None, len(docs), "embedding and indexing")
+        progress = start_progress(show_progress and vectors is None, len(docs), "embedding and indexing")
         try:
             for start in range(0, len(docs), _CHUNK):
                 part = docs[start : start + _CHUNK]
@@ -279,15 +280,3 @@ class Collection:
         info["keyword_index"] = ("current" if kw is not None and kw.matches(self.store.epoch, len(self.store._ids))
                                  else "stale or absent (rebuilt on the next keyword/hybrid query)")
         return info
-
-
-def _progress(enabled: bool, total: int, label: str):
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeRemainingColumn())
-    task = progress.add_task(label, total=total)
-    progress.start()
-    return progress, task

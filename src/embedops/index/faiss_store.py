@@ -15,7 +15,6 @@ re-added from the vectors file, and a checkpoint from another epoch is ignored a
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from embedops._io import atomic_dir, atomic_write_json
+from embedops._io import atomic_dir, atomic_write_json, file_sha256
 from embedops.errors import InputError
 from embedops.index.ann import AnnIndex, plan_index
 from embedops.index.base import Filter, Hit, IndexSpec, Record
@@ -34,14 +33,6 @@ from embedops.index.vectorfile import VectorFile
 
 MANIFEST = "index.json"
 FORMAT_VERSION = 1
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class FaissStore(SearchMixin):
@@ -126,7 +117,7 @@ class FaissStore(SearchMixin):
             if not path.is_file():
                 raise InputError("the FAISS index file named by the manifest is missing", where=str(path),
                                  hint="open with repair=True to rebuild it from the stored vectors")
-            if path.stat().st_size != manifest.get("size") or _sha256(path) != manifest.get("sha256"):
+            if path.stat().st_size != manifest.get("size") or file_sha256(path) != manifest.get("sha256"):
                 raise InputError("the FAISS index file is corrupted or truncated (checksum mismatch)",
                                  where=str(path), hint="Collection.open(path, repair=True) or `embedops index "
                                  "rebuild` rebuilds it from the stored vectors; the SQLite data was not touched")
@@ -293,7 +284,7 @@ class FaissStore(SearchMixin):
         os.replace(tmp, final)
         atomic_write_json(self.folder / MANIFEST, {
             "epoch": self.epoch, "generation": self.generation, "ntotal": self.ann.ntotal, "file": name,
-            "size": final.stat().st_size, "sha256": _sha256(final), "plan": self.ann.plan.as_dict(),
+            "size": final.stat().st_size, "sha256": file_sha256(final), "plan": self.ann.plan.as_dict(),
         })
         self._checkpoint = (name, self.ann.ntotal)
         self._remove_strays()

@@ -9,6 +9,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from embedops._progress import start_progress
 from embedops.errors import InputError
 
 Modality = Literal["text", "image"]
@@ -195,7 +196,7 @@ class BaseEncoder(abc.ABC):
         batches = plan_batches(clipped, batch_size, max_batch_tokens)
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         started = time.perf_counter()
-        progress = _progress(show_progress, len(texts), f"encoding with {self.name}")
+        progress = start_progress(show_progress, len(texts), f"encoding with {self.name}")
         try:
             for batch in batches:
                 vecs = self.run_batch(texts, batch.indices, prepared)
@@ -230,20 +231,3 @@ class BaseEncoder(abc.ABC):
             "max_tokens": self.max_tokens,
             "modality": self.modality,
         }
-
-
-def _progress(enabled: bool, total: int, label: str):
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=False,
-    )
-    task = progress.add_task(label, total=total)
-    progress.start()
-    return progress, task

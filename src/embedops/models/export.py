@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from embedops._io import atomic_dir, atomic_write_json
+from embedops._io import atomic_dir, atomic_write_json, file_sha256
 from embedops.errors import ModelError
 from embedops.models.loading import ModelSource, resolve_model
 
@@ -57,15 +57,6 @@ class ExportedModel:
     def tokenizer_path(self) -> Path:
         """The tokenizer saved with the export."""
         return self.folder / "tokenizer.json"
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _library_versions() -> dict[str, str]:

@@ -11,6 +11,8 @@ from embedops.errors import ModelError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"default", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".onnx", ".pt"})
+"""File suffixes that hold model weights (what fingerprints and size checks read)."""
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 

