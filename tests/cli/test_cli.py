@@ -94,3 +94,24 @@ def test_prepare_command_reports(tmp_path, dedupe):
     lines = out.read_text().splitlines()
     assert len(lines) == (2 if dedupe == "near" else 3)
     assert json.loads(lines[0])["text"] == "Hello world"
+
+
+def test_compare_and_init_refuse_bad_input(tmp_path, small_beir):
+    out = tmp_path / "a"
+    assert invoke("eval", "retrieval", small_beir, "-o", out).exit_code == 0
+    good = out / "report.json"
+    _assert_clean_error(invoke("eval", "compare", good, tmp_path / "nope.json"), "report not found", "nope.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    _assert_clean_error(invoke("eval", "compare", good, broken), "not a JSON report", "broken.json")
+    no_per_query = tmp_path / "sts.json"
+    no_per_query.write_text('{"metrics": {"spearman": 0.8}}')
+    _assert_clean_error(invoke("eval", "compare", good, no_per_query), "no per-query scores")
+    other = json.loads(good.read_text())
+    other["per_query"].pop(next(iter(other["per_query"])))
+    fewer = tmp_path / "fewer.json"
+    fewer.write_text(json.dumps(other))
+    _assert_clean_error(invoke("eval", "compare", good, fewer, "-o", tmp_path / "cmp"), "different queries")
+    assert not (tmp_path / "cmp").exists()
+    _assert_clean_error(invoke("init", tmp_path / "p.yaml", "--use-case", "chatbot"), "unknown use case 'chatbot'")
+    assert not (tmp_path / "p.yaml").exists()
