@@ -56,7 +56,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         col = Collection.create(Path(tmp) / "scifact", encoder, spec=IndexSpec(kind="flat"))
         t0 = time.perf_counter()
-        col.add(list(ds.corpus.values()), cache=True)
+        from embedops.eval.cache import encode_cached
+
+        docs = list(ds.corpus.values())
+        col.add(docs, vectors=encode_cached(encoder, [d.full_text for d in docs], kind="document"), refresh=False)
         results["build_seconds_flat"] = round(time.perf_counter() - t0, 2)
         results["index_flat"] = col.info()["index"]
         qv = encoder.encode(qtexts, kind="query")
@@ -72,9 +75,9 @@ def main() -> int:
         results["flat_vs_exact_ndcg10_diff"] = diff
         print(f"flat collection vs exact evaluation: nDCG@10 difference {diff:+.6f}")
 
-        # Keyword index build is lazy: time it separately from the queries.
+        # The keyword index is built beside the live one (never inside a query): time the build on its own.
         t0 = time.perf_counter()
-        col.keyword_index()
+        col.refresh()
         results["bm25_build_seconds"] = round(time.perf_counter() - t0, 2)
         kw, sec = timed(lambda: col.search_batch(qtexts, 100, mode="keyword", with_content=False))
         score("bm25", kw, sec)

@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the registry (and the tuned model)")
     args = parser.parse_args()
 
-    from embedops.cli._common import quiet_libraries
+    from embedops._console import quiet_libraries
     from embedops.train import TrainParams, run_training
 
     quiet_libraries()

@@ -35,7 +35,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def encoder():
     """The bundled all-MiniLM-L6-v2 through our torch backend."""
-    from embedops.cli._common import quiet_libraries
+    from embedops._console import quiet_libraries
     from embedops.models import load_encoder
 
     quiet_libraries()

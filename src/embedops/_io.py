@@ -34,6 +34,11 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         raise
 
 
+def cache_root() -> Path:
+    """`$EMBEDOPS_CACHE` or ~/.cache/embedops: exports, calibration ranges and embedding caches live here."""
+    return Path(os.environ.get("EMBEDOPS_CACHE") or Path.home() / ".cache" / "embedops")
+
+
 def file_sha256(path: str | Path) -> str:
     """SHA-256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
@@ -43,10 +48,38 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _umask() -> int:
+def _read_umask_proc() -> int | None:
+    """The process umask from /proc/self/status (Linux >= 4.7), or None where that is not available."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _flip_umask() -> int:
+    # Setting and restoring is the only portable read, but between the two calls every file another thread creates
+    # gets mode 0666: done once at import only, where /proc is absent.
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_PROC_UMASK_AT_IMPORT = _read_umask_proc()
+_HAS_PROC_UMASK = _PROC_UMASK_AT_IMPORT is not None
+_IMPORT_UMASK: int = _PROC_UMASK_AT_IMPORT if _PROC_UMASK_AT_IMPORT is not None else _flip_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (re-read on Linux, so a later `os.umask` call is honoured)."""
+    if _HAS_PROC_UMASK:
+        mask = _read_umask_proc()
+        if mask is not None:
+            return mask
+    return _IMPORT_UMASK
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

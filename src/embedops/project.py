@@ -1,20 +1,30 @@
-"""`Project`: one object that wires config -> encoder -> data -> evaluation (-> index, training, serving).
+"""`Project`: the one library API. The CLI, the HTTP server and the retraining loop all call it.
 
-The CLI and the server are thin layers over it, and a user's own Python code uses the same object::
+It wires `embedops.yaml` -> registry -> encoder -> collection -> evaluation -> training, so everything in the file is
+honoured the same way from Python and from the command line::
 
     from embedops import Project
     project = Project.open("embedops.yaml")
     report = project.evaluate()
+    project.index()
+    hits = project.search("vitamin D and diabetes", k=5)
+
+A `Project` is safe to share between threads: encoders and collections are created once under a lock, encoders
+are thread-safe, and collections take one writer and many readers.
 """
 
 from __future__ import annotations
 
-from functools import cached_property
+import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from embedops.config import ProjectConfig, load_config
-from embedops.errors import ConfigError
+from embedops.errors import ConfigError, InputError
+
+_UNSET = object()
 
 
 class Project:
@@ -22,33 +32,105 @@ class Project:
 
     def __init__(self, config: ProjectConfig | None = None):
         self.config = config or ProjectConfig()
+        self._lock = threading.RLock()
+        self._encoders: dict[tuple, Any] = {}
+        self._collections: dict[Path, Any] = {}
 
     @classmethod
     def open(cls, path: str | Path = "embedops.yaml") -> Project:
         """Open and validate a project file."""
         return cls(load_config(path))
 
-    @cached_property
-    def encoder(self):
-        """The project's encoder, loaded on first use."""
-        from embedops.models import load_encoder
+    @classmethod
+    def from_options(cls, config: str | Path | None = None, *, registry: str | Path | None = None) -> Project:
+        """The CLI's project: the file when given, else the defaults (registry `$EMBEDOPS_REGISTRY` or ./models)."""
+        if config is not None:
+            cfg = load_config(config)
+        else:
+            cfg = ProjectConfig()
+            if os.environ.get("EMBEDOPS_REGISTRY"):
+                cfg.registry = os.environ["EMBEDOPS_REGISTRY"]
+        if registry is not None:
+            cfg.registry = str(Path(registry).resolve())
+        return cls(cfg)
 
+    # -- registry ---------------------------------------------------------------------------
+    @property
+    def registry_root(self) -> Path:
+        """The project's registry folder (`registry:` in the file, resolved against the file's folder)."""
+        return self.config.resolve(self.config.registry)
+
+    @property
+    def registry(self):
+        """The project's model registry."""
+        from embedops.registry import Registry
+
+        return Registry(self.registry_root)
+
+    def resolver(self) -> Callable[[str], Path | None]:
+        """Resolves registry names (`champion`, `tuned@v2`) against this project's registry, for the models layer."""
+        from embedops.registry import registry_resolver
+
+        return registry_resolver(self.registry_root)
+
+    # -- models -----------------------------------------------------------------------------
+    def load_encoder(self, model: str | None | object = _UNSET, *, backend: str | None = None,
+                     quantization: str | None = None, quiet: bool = True, **options: Any):
+        """An encoder for `model` (default: the project's), with the `model:` section's options; cached per spec."""
         m = self.config.model
-        options: dict[str, Any] = {}
+        name = m.name if model is _UNSET else model
+        backend = backend or m.backend
+        quantization = quantization or m.quantization
+        if quantization not in ("none", "int8"):
+            raise InputError(f"quantization must be none or int8, got {quantization!r}", where="quantization")
+        if quantization != "none" and backend != "onnx":
+            raise InputError("quantization int8 needs the onnx backend", where="quantization")
+        opts: dict[str, Any] = {}
         if m.truncate_dim:
-            options["truncate_dim"] = m.truncate_dim
+            opts["truncate_dim"] = m.truncate_dim
         if m.max_tokens:
-            options["max_tokens"] = m.max_tokens
-        if m.device != "cpu":
-            options["device"] = m.device
-        if m.backend == "onnx" and m.quantization != "none":
-            options["quantization"] = m.quantization
-        return load_encoder(m.name, backend=m.backend, **options)
+            opts["max_tokens"] = m.max_tokens
+        if m.device != "cpu" and backend == "torch":
+            opts["device"] = m.device
+        if backend == "onnx" and quantization != "none":
+            opts["quantization"] = quantization
+        opts.update({k: v for k, v in options.items() if v is not None})
+        key = (name, backend, tuple(sorted(opts.items())))
+        with self._lock:
+            encoder = self._encoders.get(key)
+            if encoder is None:
+                from embedops.models import load_encoder
+
+                if quiet:
+                    from embedops._console import quiet_libraries
+
+                    quiet_libraries()
+                encoder = load_encoder(name, backend=backend, resolver=self.resolver(), **opts)
+                self._encoders[key] = encoder
+        return encoder
+
+    @property
+    def encoder(self):
+        """The project's encoder (the `model:` section), loaded on first use."""
+        return self.load_encoder()
+
+    def encoder_from_spec(self, spec: dict[str, Any]):
+        """Load the encoder a collection recorded (its `Encoder.spec()`); the index layer calls this to reopen."""
+        from embedops.models import encoder_from_spec
+
+        key = ("spec", spec.get("fingerprint"), spec.get("location"))
+        with self._lock:
+            encoder = self._encoders.get(key)
+            if encoder is None:
+                encoder = encoder_from_spec(spec)
+                self._encoders[key] = encoder
+        return encoder
 
     def encode(self, texts: list[str], kind: str | None = None):
         """Embed texts with the project's model (normalised float32)."""
         return self.encoder.encode(texts, batch_size=self.config.model.batch_size, kind=kind)
 
+    # -- data -------------------------------------------------------------------------------
     def source(self, name: str | None = None):
         """The data source called `name` (the first one when None)."""
         if not self.config.data:
@@ -60,91 +142,236 @@ class Project:
                 return src
         raise ConfigError(f"no data source named {name!r}", where="data")
 
-    def prepare(self, output: str | Path, source: str | None = None):
-        """Clean, dedupe and (optionally) chunk a data source into `output`; returns the report."""
+    def prepare(self, output: str | Path, source: str | Path | None = None, *, options=None, model=_UNSET):
+        """Clean, dedupe and (optionally) chunk a data source (a name from `data:` or a path) into `output`."""
         from embedops.data.clean import CleanOptions
         from embedops.data.prepare import PrepareOptions, prepare
 
-        p = self.config.prepare
-        src = self.source(source)
-        opts = PrepareOptions(
-            clean=CleanOptions(strip_html=p.strip_html, normalize_unicode=p.normalize_unicode),
-            dedupe=p.dedupe, near_threshold=p.near_duplicate_threshold, min_chars=p.min_chars,
-            chunk_tokens=p.chunk_tokens, chunk_overlap=p.chunk_overlap,
-            text_field=src.text_field, id_field=src.id_field,
-        )
-        tokenizer = self.encoder.tokenizer if p.chunk_tokens else None
-        return prepare(self.config.resolve(src.path), output, opts, tokenizer=tokenizer)
+        if isinstance(source, Path) or (isinstance(source, str) and Path(source).exists()):
+            path, text_field, id_field = Path(source), None, None
+        else:
+            src = self.source(source)
+            path, text_field, id_field = self.config.resolve(src.path), src.text_field, src.id_field
+        if options is None:
+            p = self.config.prepare
+            options = PrepareOptions(
+                clean=CleanOptions(strip_html=p.strip_html, normalize_unicode=p.normalize_unicode),
+                dedupe=p.dedupe, near_threshold=p.near_duplicate_threshold, min_chars=p.min_chars,
+                chunk_tokens=p.chunk_tokens, chunk_overlap=p.chunk_overlap,
+                text_field=text_field, id_field=id_field,
+            )
+        tokenizer = self.load_encoder(model).tokenizer if options.chunk_tokens else None
+        return prepare(path, output, options, tokenizer=tokenizer)
 
-    def evaluate(self, *, show_progress: bool = False) -> dict[str, Any]:
+    # -- evaluation -------------------------------------------------------------------------
+    def evaluate_retrieval(self, data: str | Path | None = None, *, split: str | None = None, encoder=None,
+                           metrics=None, sample_queries: int | None = None, sample_documents: int | None = None,
+                           use_cache: bool = True, show_progress: bool = False, chunk_tokens: int | None = None,
+                           chunk_overlap: int = 32):
+        """Exact-search retrieval evaluation on a BEIR folder (default: `evaluation.retrieval`)."""
+        from embedops.data import load_beir, sample_beir
+        from embedops.eval import DEFAULT_METRICS, evaluate_retrieval
+
+        ev = self.config.evaluation
+        if data is None and not ev.retrieval:
+            raise ConfigError("set evaluation.retrieval to a BEIR folder", where="evaluation.retrieval")
+        path = Path(data) if data is not None else self.config.resolve(ev.retrieval)
+        ds = load_beir(path, split or ev.split)
+        sq = sample_queries if sample_queries is not None else (ev.sample_queries if data is None else None)
+        sd = sample_documents if sample_documents is not None else (ev.sample_documents if data is None else None)
+        if sq or sd:
+            ds = sample_beir(ds, queries=sq, documents=sd)
+        return evaluate_retrieval(encoder or self.encoder, ds, metrics=metrics or DEFAULT_METRICS,
+                                  batch_size=self.config.model.batch_size, use_cache=use_cache,
+                                  show_progress=show_progress, chunk_tokens=chunk_tokens,
+                                  chunk_overlap=chunk_overlap), ds
+
+    def evaluate_sts(self, data: str | Path | None = None, *, split: str | None = None, encoder=None,
+                     use_cache: bool = True, show_progress: bool = False) -> dict[str, Any]:
+        """Spearman/Pearson on an STS file (default: `evaluation.sts`)."""
+        from embedops.data import load_sts
+        from embedops.eval import evaluate_sts
+
+        ev = self.config.evaluation
+        if data is None and not ev.sts:
+            raise ConfigError("set evaluation.sts to an STS file", where="evaluation.sts")
+        path = Path(data) if data is not None else self.config.resolve(ev.sts)
+        return evaluate_sts(encoder or self.encoder, load_sts(path, split or ev.split),
+                            batch_size=self.config.model.batch_size, use_cache=use_cache,
+                            show_progress=show_progress)
+
+    def evaluate(self, *, encoder=None, show_progress: bool = False) -> dict[str, Any]:
         """Retrieval and/or STS evaluation on the data named in the `evaluation` section."""
-        from embedops.data import load_beir, load_sts, sample_beir
-        from embedops.eval import evaluate_retrieval, evaluate_sts
-
         ev = self.config.evaluation
         out: dict[str, Any] = {}
         if ev.retrieval:
-            ds = load_beir(self.config.resolve(ev.retrieval), ev.split)
-            if ev.sample_queries or ev.sample_documents:
-                ds = sample_beir(ds, queries=ev.sample_queries, documents=ev.sample_documents)
-            res = evaluate_retrieval(self.encoder, ds, batch_size=self.config.model.batch_size,
-                                     show_progress=show_progress)
+            res, _ = self.evaluate_retrieval(encoder=encoder, show_progress=show_progress)
             out["retrieval"] = {"metrics": res.metrics, "info": res.info}
         if ev.sts:
-            out["sts"] = evaluate_sts(self.encoder, load_sts(self.config.resolve(ev.sts), ev.split),
-                                      show_progress=show_progress)
+            out["sts"] = self.evaluate_sts(encoder=encoder, show_progress=show_progress)
         if not out:
             raise ConfigError("nothing to evaluate: set evaluation.retrieval and/or evaluation.sts")
         return out
 
-    def check(self):
+    def check(self, encoder=None, *, show_progress: bool = False):
         """Measure the success criteria; a list of CriterionResult."""
         from embedops.eval.criteria import measure_criteria
 
-        return measure_criteria(self.config, self.encoder)
+        return measure_criteria(self.config, encoder or self.encoder, show_progress=show_progress)
 
-    # -- index and search (embedops.index) -------------------------------------------------
+    def gate(self, encoder=None, *, show_progress: bool = False) -> dict[str, Any]:
+        """The quality gate: the project's success criteria measured with `encoder`; failed when any fails."""
+        criteria = self.config.criteria.parsed()
+        if not criteria:
+            return {"passed": True, "summary": "no success criteria in the project file", "criteria": []}
+        results = self.check(encoder, show_progress=show_progress)
+        failed = [r for r in results if r.status == "fail"]
+        summary = ("all measured criteria pass" if not failed else
+                   "; ".join(f"{r.criterion} measured {r.value:.4g}" for r in failed))
+        return {"passed": not failed, "summary": summary, "criteria": [r.as_dict() for r in results]}
+
+    # -- index and search (embedops.index) --------------------------------------------------
+    def index_spec(self, **overrides: Any):
+        """The IndexSpec of the `index:` section, with overrides."""
+        from dataclasses import replace
+
+        from embedops.index import spec_from_config
+
+        spec = spec_from_config(self.config.index)
+        return replace(spec, **{k: v for k, v in overrides.items() if v is not None}) if overrides else spec
+
+    def create_collection(self, path: str | Path | None = None, *, encoder=None, spec=None,
+                          overwrite: bool = False):
+        """A new empty collection at `path` (default `index.path`) for the project's encoder."""
+        from embedops.index import Collection
+
+        target = self.config.resolve(path or self.config.index.path)
+        col = Collection.create(target, encoder or self.encoder, spec=spec or self.index_spec(), overwrite=overwrite)
+        with self._lock:
+            old = self._collections.pop(target.resolve(), None)
+            self._collections[target.resolve()] = col
+        if old is not None and old is not col:
+            old.close()
+        return col
+
+    def open_collection(self, path: str | Path | None = None, *, repair: bool = False):
+        """An existing collection (shared per folder); its recorded encoder is loaded when first needed."""
+        from embedops.index import Collection
+
+        target = self.config.resolve(path or self.config.index.path)
+        key = target.resolve()
+        with self._lock:
+            col = self._collections.get(key)
+            if col is None or repair:
+                col = Collection.open(target, loader=self.encoder_from_spec, repair=repair)
+                self._collections[key] = col
+        return col
+
     def index(self, documents=None, *, path: str | Path | None = None, overwrite: bool = False,
               show_progress: bool = False):
         """Build the project's collection (index section) from `documents` or the first data source."""
         from embedops.data import read_documents
-        from embedops.index import Collection, spec_from_config
 
-        target = self.config.resolve(path or self.config.index.path)
-        col = Collection.create(target, self.encoder, spec=spec_from_config(self.config.index), overwrite=overwrite)
         if documents is None:
             src = self.source()
             documents = read_documents(self.config.resolve(src.path), text_field=src.text_field,
                                        id_field=src.id_field)
+        col = self.create_collection(path, overwrite=overwrite)
         col.add(documents, batch_size=self.config.model.batch_size, show_progress=show_progress)
         col.flush()
-        self._collection = col
         return col
 
     @property
     def collection(self):
         """The project's collection, opened from `index.path` (refused if built with another model)."""
-        col = getattr(self, "_collection", None)
-        if col is None:
-            from embedops.index import Collection
+        return self.open_collection()
 
-            col = Collection.open(self.config.resolve(self.config.index.path), self.encoder)
-            self._collection = col
-        return col
+    def search(self, query: str, k: int = 10, filter=None, *, mode: str | None = None, fusion: str | None = None,
+               path: str | Path | None = None):
+        """Search a collection by text (dense, keyword or hybrid; mode and fusion default from `index:`)."""
+        col = self.open_collection(path)
+        return col.search(query, k, filter, mode=mode or self.config.index.search_mode,
+                          fusion=fusion or self.config.index.fusion)
 
-    def search(self, query: str, k: int = 10, filter=None, *, mode: str | None = None):
-        """Search the collection by text (dense, keyword or hybrid; default from the index section)."""
-        mode = mode or getattr(self.config.index, "search_mode", "dense")
-        return self.collection.search(query, k, filter, mode=mode)
-
-    def recommend(self, positive_ids, negative_ids=(), k: int = 10, filter=None):
+    def recommend(self, positive_ids, negative_ids=(), k: int = 10, filter=None, *, path: str | Path | None = None):
         """More like `positive_ids`, less like `negative_ids`."""
-        return self.collection.recommend(positive_ids, negative_ids, k, filter)
+        return self.open_collection(path).recommend(positive_ids, negative_ids, k, filter)
 
-    # -- training (embedops.train, embedops.registry) ------------------------------------------
-    def train(self, data: str | Path, *, name: str = "tuned", alias: str | None = "challenger", **options: Any):
-        """Fine-tune the project's model on `data` and register the result in the project's registry."""
+    def close(self) -> None:
+        """Close every collection this project opened (flushes checkpoints and keyword indexes)."""
+        with self._lock:
+            cols, self._collections = list(self._collections.values()), {}
+        for col in cols:
+            col.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- training and the registry (embedops.train, embedops.registry) --------------------------
+    def train_params(self, **overrides: Any):
+        """TrainParams from the `training:` section, with overrides (None keeps the file's value)."""
+        from embedops.train import TrainParams
+
+        t = self.config.training
+        values = {"epochs": t.epochs, "batch_size": t.batch_size, "learning_rate": t.learning_rate,
+                  "warmup_ratio": t.warmup_ratio, "max_seq_length": t.max_tokens, "loss": t.loss,
+                  "mini_batch_size": t.mini_batch_size, "matryoshka_dims": tuple(t.matryoshka_dims),
+                  "hard_negatives": t.hard_negatives, "checkpoint_steps": t.checkpoint_steps, "seed": t.seed}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if values["loss"] not in ("mnrl", "cached_mnrl"):
+            raise InputError(f"unknown loss {values['loss']!r} (use mnrl or cached_mnrl)", where="training.loss")
+        return TrainParams(**values)
+
+    def train(self, data: str | Path, *, base: str | None = None, name: str | None = None,
+              alias: str | None = "challenger", force: bool = False, gate: bool = True,
+              params=None, eval_split: str | None | object = _UNSET, eval_fraction: float | None = None,
+              echo=print, **options: Any):
+        """Train -> evaluate -> gate (success criteria) -> register -> promote `alias` if the gate passed.
+
+        The gate's result is written in the version's manifest; a failing version is registered but the alias
+        is not moved unless `force` (a forced promotion is recorded too). Returns the RunReport.
+        """
         from embedops.train import run_training
 
-        return run_training(data, base=self.config.model.name, name=name,
-                            registry_root=self.config.resolve(self.config.registry), alias=alias, **options)
+        t = self.config.training
+        base = base if base is not None else (t.base_model or self.config.model.name)
+        report = run_training(
+            data, base=base, name=name or t.name, registry_root=self.registry_root,
+            params=params or self.train_params(),
+            eval_split=t.eval_split if eval_split is _UNSET else eval_split,
+            eval_fraction=t.eval_fraction if eval_fraction is None else eval_fraction,
+            alias=None, resolver=self.resolver(), echo=echo, **options)
+        version = report.version
+        if version is None:
+            return report
+        if gate:
+            tuned = self.load_encoder(str(version.path), backend="torch")
+            result = self.gate(tuned)
+            version = self.registry.record_gate(version.ref, result)
+            echo(f"quality gate: {'passed' if result['passed'] else 'FAILED'} ({result['summary']})")
+        if alias:
+            from embedops.registry import GateRefusedError
+
+            try:
+                version = self.registry.promote(version.ref, alias, force=force)
+            except GateRefusedError as exc:
+                echo(f"not promoted: {exc}")
+        report.version = version
+        report.manifest = version.manifest
+        return report
+
+    def promote(self, spec: str, alias: str = "champion", *, force: bool = False, gate: bool = True):
+        """Point `alias` at a version after the quality gate (measured now when the manifest has none)."""
+        registry = self.registry
+        version = registry.get(spec)
+        if gate and "gate" not in version.manifest:
+            result = self.gate(self.load_encoder(str(version.path.resolve()), backend="torch"))
+            version = registry.record_gate(version.ref, result)
+        return registry.promote(version.ref, alias, force=force)
+
+    def rollback(self, alias: str = "champion"):
+        """Point `alias` back at the version that held it before."""
+        return self.registry.rollback(alias)

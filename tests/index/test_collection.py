@@ -24,13 +24,6 @@ DOCS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def encoder():
-    from embedops.models import load_encoder
-
-    return load_encoder(None)
-
-
 @pytest.fixture
 def col(tmp_path, encoder):
     c = Collection.create(tmp_path / "col", encoder)
@@ -72,23 +65,43 @@ def test_recommend_item_and_profile(col):
     assert profile[0].text
 
 
-def test_upsert_delete_and_reopen_loads_recorded_model(col, tmp_path, encoder):
+def test_upsert_delete_and_reopen_loads_recorded_model(col, tmp_path, loader):
     col.add([{"id": "sun", "text": "Snow is falling in the mountains.", "metadata": {"topic": "weather"}}])
     col.delete(["rain"])
     assert len(col) == 8
+    for c in (col, None):
+        if c is None:
+            col.close()
+            c = Collection.open(tmp_path / "col", loader=loader)  # no encoder: the recorded one is loaded
+        assert c.search("snowfall in the alps", k=1)[0].id == "sun"
+        assert c.get(["rain", "sun"])[0] is None
+        for mode in ("dense", "keyword", "hybrid"):
+            # The deleted document is nowhere in the full list, even when k asks for every document and more,
+            # and the query is its own text.
+            for query in ("storm coast", "Heavy rain and strong winds are expected over the coast tonight."):
+                ids = [h.id for h in c.search(query, k=20, mode=mode)]
+                assert "rain" not in ids, (mode, query, ids)
+                assert len(ids) == len(set(ids))
+            assert "rain" not in {h.id for h in c.search("weather", k=20, filter={"topic": "weather"}, mode=mode)}
+        assert "rain" not in {h.id for h in c.recommend(["sun"], k=20)}
+    assert c.info()["model"]["name"] == "all-MiniLM-L6-v2"
+    c.close()
+
+
+def test_open_without_encoder_or_loader_names_what_to_pass(col, tmp_path):
     col.close()
-    again = Collection.open(tmp_path / "col")  # no encoder given: the recorded model is loaded
-    assert again.search("snowfall in the alps", k=1)[0].id == "sun"
-    assert again.search("storm coast", k=9, mode="hybrid")[0].id != "rain"
-    assert again.info()["model"]["name"] == "all-MiniLM-L6-v2"
-    again.close()
+    c = Collection.open(tmp_path / "col")
+    assert c.search("ZX81 kilobyte", k=1, mode="keyword")[0].id == "zx81"  # keyword search needs no model
+    with pytest.raises(ModelError, match="all-MiniLM-L6-v2.*loader="):
+        c.search("a computer")
+    c.close()
 
 
 def test_other_model_is_refused_naming_both(col, tmp_path):
     from embedops.models import load_encoder
 
     col.close()
-    other = load_encoder(None, truncate_dim=128)  # same weights, different vector space (Matryoshka cut)
+    other = load_encoder(None, truncate_dim=128)  # same weights, different space (Matryoshka cut)
     with pytest.raises(ModelError) as err:
         Collection.open(tmp_path / "col", other)
     text = str(err.value)
@@ -105,3 +118,24 @@ def test_bad_documents(tmp_path, encoder):
     c.add(["first text about birds", "second text about fish"])
     assert c.search("a bird", k=1)[0].id == "0"
     c.close()
+
+
+def test_collection_recorded_before_encoder_specs_still_opens(tmp_path, encoder, loader):
+    from embedops.index import FaissStore
+    from embedops.models import load_encoder
+
+    # What collections recorded before: model facts with a path-and-mtime fingerprint that cannot be recomputed.
+    legacy = {"name": "all-MiniLM-L6-v2", "dimension": 384, "fingerprint": "0123456789abcdef",
+              "backend": "torch", "location": "all-MiniLM-L6-v2"}
+    FaissStore.create(tmp_path / "old", 384, facts={"model": legacy}).close()
+    col = Collection.open(tmp_path / "old", encoder)  # checked by name and dimension
+    col.add([Document(id=i, text=t, metadata=m) for i, t, m in DOCS])
+    assert col.info()["model"]["fingerprint"] == "0123456789abcdef"
+    col.close()
+    asked = []
+    col = Collection.open(tmp_path / "old", loader=lambda spec: asked.append(spec) or loader(spec))
+    assert col.search("will it storm this evening?", k=1)[0].id == "rain"
+    assert asked == [{"name": "all-MiniLM-L6-v2", "location": "all-MiniLM-L6-v2", "backend": "torch"}]
+    col.close()
+    with pytest.raises(ModelError, match="dimension 128"):
+        Collection.open(tmp_path / "old", load_encoder(None, truncate_dim=128))

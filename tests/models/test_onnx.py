@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -63,21 +64,39 @@ def test_export_is_cached_and_reused(onnx_encoder):
     assert manifest["opset"] == 17 and manifest["dimension"] == 384 and manifest["max_tokens"] == 256
 
 
-def test_bundled_model_exports_to_the_cache_and_local_folders_to_their_onnx_folder(tmp_path):
-    from embedops.eval.cache import cache_root
+def test_every_model_exports_to_the_cache_keyed_by_content(tmp_path):
+    from embedops._io import cache_root
 
     bundled = resolve_model(None)
     fp = source_fingerprint(bundled)
-    assert export_folder(bundled, fp) == cache_root() / "onnx" / fp  # site-packages is not ours to write
+    assert export_folder(bundled, fp) == cache_root() / "onnx" / fp
     local = tmp_path / "my-model"
     local.mkdir()
     (local / "config.json").write_text("{}")
     (local / "model.safetensors").write_bytes(b"weights-v1")
     src = resolve_model(str(local))
-    assert export_folder(src, source_fingerprint(src)) == src.path / "onnx"
+    # A writable user folder (a registry version, say) is not written into either: that would change its identity.
+    assert export_folder(src, source_fingerprint(src)) == cache_root() / "onnx" / source_fingerprint(src)
+    moved = tmp_path / "moved"
+    shutil.copytree(local, moved)
+    assert source_fingerprint(resolve_model(str(moved))) == source_fingerprint(src)  # same content, same export
     before = source_fingerprint(src)
     (local / "model.safetensors").write_bytes(b"weights-v2")
     assert source_fingerprint(src) != before  # new weights -> the old export is stale
+
+
+def test_chunking_with_the_onnx_tokenizer_equals_the_torch_one(onnx_encoder, encoder):
+    from embedops.data.chunk import chunk_text
+
+    text = LONG + " Ünïcödé ACCENTS and  double  spaces, then (brackets) and numbers 3.14159."
+    for size, overlap in ((32, 8), (64, 0), (200, 32)):
+        ours = chunk_text(text, onnx_encoder.tokenizer, max_tokens=size, overlap=overlap)
+        assert ours == chunk_text(text, encoder.tokenizer, max_tokens=size, overlap=overlap) and len(ours) > 1
+    for kwargs in ({"add_special_tokens": False, "return_offsets_mapping": True, "truncation": False},
+                   {"truncation": True, "max_length": 16}, {}):
+        hf = encoder.tokenizer(["a sentence", text], verbose=False, **kwargs)
+        assert onnx_encoder.tokenizer(["a sentence", text], **kwargs) == {k: hf[k] for k in hf}
+        assert onnx_encoder.tokenizer("a sentence", **kwargs) == dict(encoder.tokenizer("a sentence", **kwargs))
 
 
 def test_damaged_export_is_detected_and_exported_again(onnx_encoder, sts_test):

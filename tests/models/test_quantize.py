@@ -64,12 +64,16 @@ def test_gate_failure_refuses_and_keeps_the_accepted_model(accepted, calibration
 
     exported = ensure_export(None)
     before = file_sha256(exported.int8_path)
+    from embedops.eval.quant_gate import metric_checks
+
     strict = QuantizationGate(min_mean_cosine=0.99999, max_metric_drop=0.0)
     small_sts = StsPairs(sts_test.sentences1[:40], sts_test.sentences2[:40], sts_test.scores[:40])
-    report = quantize_model(None, calibration=calibration, gate=strict, sts=small_sts)
+    report = quantize_model(None, calibration=calibration, gate=strict,
+                            extra_checks=metric_checks(sts=small_sts, gate=strict))
     assert not report.passed and report.installed is None
     failed = {c.name for c in report.failures}
     assert "mean cosine to float model" in failed
+    assert "STS Spearman drop" in {c.name for c in report.checks}  # the eval-side check ran through the hook
     mean = next(c for c in report.checks if c.name == "mean cosine to float model")
     assert mean.margin < 0 and "FAILED by" in mean.line()
     assert file_sha256(exported.int8_path) == before
@@ -116,3 +120,35 @@ def test_cli_bad_input_exits_2(tmp_path):
     (tmp_path / "embedops.yaml").write_text("quantization:\n  min_mean_cosine: 2\n")
     out = _cli("--calibration", str(one), cwd=tmp_path)
     assert out.returncode == 2 and "quantization.min_mean_cosine" in out.stderr
+
+
+def test_quantize_file_leaves_the_root_logger_alone(accepted, tmp_path):
+    import logging
+
+    from embedops.models.export import ensure_export
+    from embedops.models.quantize import quantize_file
+
+    root = logging.getLogger()
+    old = root.level
+    root.setLevel(logging.INFO)
+    try:
+        quantize_file(ensure_export(None).fp32_path, tmp_path / "int8.onnx")
+        assert root.level == logging.INFO and not root.filters  # was: set to ERROR for the whole process
+        assert logging.getLogger("onnxruntime").level == logging.NOTSET
+    finally:
+        root.setLevel(old)
+    assert (tmp_path / "int8.onnx").stat().st_size > 0
+
+
+def test_int8_spec_round_trips(accepted):
+    from embedops.models import encoder_from_spec, load_encoder
+
+    int8 = load_encoder(backend="onnx", quantization="int8", truncate_dim=64, threads=2)
+    spec = int8.spec()
+    assert spec["quantization"] == "int8" and spec["truncate_dim"] == 64 and spec["output_dimension"] == 64
+    fp32 = load_encoder(backend="onnx", truncate_dim=64, threads=2)
+    assert fp32.weights_hash == int8.weights_hash and fp32.fingerprint != int8.fingerprint
+    again = encoder_from_spec(spec)
+    assert again.quantization == "int8" and again.spec() == spec
+    texts = ["A man is playing a guitar.", "The stock market fell sharply today."]
+    assert np.allclose(again.encode(texts), int8.encode(texts), atol=1e-6)

@@ -64,3 +64,49 @@ def test_unknown_models_are_named(tmp_path):
         resolve_model(tmp_path / "notamodel")
     with pytest.raises(ModelError, match="unknown backend"):
         load_encoder(backend="tensorrt")
+
+
+def test_one_torch_encoder_is_safe_from_many_threads(encoder):
+    """8 threads x 20 calls on one encoder while the same threads chunk with `encoder.tokenizer`.
+
+    Before the fix, calls flipped the shared fast tokenizer's truncation/padding: 'Unable to create tensor' (ragged
+    batch) or 'Already borrowed' a few times in every such run.
+    """
+    import sys
+    import threading
+
+    from embedops.data.chunk import chunk_text
+
+    words = "the quick brown fox jumps over the lazy dog".split()
+    calls = [[" ".join(words[: 1 + (i * 7 + k * 3) % 9]) * (1 + k * (i % 3)) for k in range(3)] for i in range(160)]
+    doc = "Vector search finds the nearest documents to a query embedding. " * 15
+    expected_chunks = chunk_text(doc, encoder.tokenizer, max_tokens=32, overlap=8)
+    ref = {i: encoder.encode(texts) for i, texts in enumerate(calls)}
+    got: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def work(t: int) -> None:
+        start.wait()
+        for j in range(20):
+            try:
+                got[t * 20 + j] = encoder.encode(calls[t * 20 + j])
+                for _ in range(10):  # counting/chunking between encodes, as an indexing thread does
+                    assert chunk_text(doc, encoder.tokenizer, max_tokens=32, overlap=8) == expected_chunks
+            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often, so interleavings a server sees over hours happen here
+    try:
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert not errors, errors[:3]
+    assert len(got) == 160
+    for i, vecs in got.items():
+        assert np.min(np.sum(vecs * ref[i], axis=1)) >= 0.99999

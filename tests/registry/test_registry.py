@@ -104,14 +104,19 @@ def test_failed_copy_leaves_no_version(tmp_path: Path, small_model: Path) -> Non
 
 
 def test_resolve_model_uses_registry_aliases(tmp_path: Path, small_model: Path, monkeypatch) -> None:
-    from embedops.models import load_encoder, resolve_model
+    from functools import partial
+
+    from embedops.models import load_encoder as load
+    from embedops.models import resolve_model as resolve
+    from embedops.registry import registry_resolver
 
     root = tmp_path / "reg"
     reg = Registry(root)
     reg.import_model(small_model, "m")
     reg.import_model(small_model, "m")
     reg.promote("m@v2")
-    monkeypatch.setenv("EMBEDOPS_REGISTRY", str(root))
+    resolve_model = partial(resolve, resolver=registry_resolver(root))
+    load_encoder = partial(load, resolver=registry_resolver(root))
     src = resolve_model("champion")
     assert src.path == (root / "m" / "v2").resolve() and src.registry_ref == "m@v2"
     assert resolve_model("m@v1").path == (root / "m" / "v1").resolve()
@@ -125,6 +130,7 @@ def test_resolve_model_uses_registry_aliases(tmp_path: Path, small_model: Path, 
     enc = load_encoder("champion")
     assert enc.source.path == (root / "m" / "v1").resolve() and enc.name == "m@v1"
     assert os.stat(enc.source.path / "model.safetensors").st_ino == weights_before
-    monkeypatch.setenv("EMBEDOPS_REGISTRY", str(tmp_path / "none"))
     with pytest.raises(ModelError, match="no registry"):
-        resolve_model("m@v1")
+        resolve("m@v1", resolver=registry_resolver(tmp_path / "none"))
+    with pytest.raises(ModelError, match="registry"):
+        resolve("m@v1")  # no resolver: the models layer knows no registry of its own

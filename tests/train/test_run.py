@@ -42,9 +42,9 @@ def test_train_registers_with_manifest_and_promotes(tmp_path: Path, pairs_file: 
     res = runner.invoke(app, ["models", "promote", "tiny@v1", "--registry", str(reg)])
     assert res.exit_code == 0 and "champion -> tiny@v1" in res.output
     monkeypatch.setenv("EMBEDOPS_REGISTRY", str(reg))
-    from embedops.models import resolve_model
+    from embedops import Project
 
-    assert resolve_model("champion").path == (reg / "tiny" / "v1").resolve()
+    assert Project.from_options().resolver()("champion").path == (reg / "tiny" / "v1").resolve()
     res = runner.invoke(app, ["models", "list"])
     assert res.exit_code == 0 and "tiny@v1" in res.output and "champion" in res.output
     res = runner.invoke(app, ["models", "show", "champion"])
@@ -173,3 +173,29 @@ def test_lineage_when_tuning_a_registered_version(tmp_path: Path, pairs_file: Pa
     m = Registry(reg).get("b@v1").manifest
     assert m["parent"] == "a@v1" and m["base_model"]["spec"] == "champion"
     assert m["base_model"]["location"] == str((reg / "a" / "v1").resolve())
+
+
+def test_project_train_gates_before_promoting(tmp_path: Path, pairs_file: Path) -> None:
+    """train -> evaluate -> gate -> register -> promote: a version failing the criteria is registered, its gate
+    result recorded, and the alias is not moved unless forced."""
+    from embedops import Project
+
+    cfg = tmp_path / "embedops.yaml"
+    cfg.write_text("registry: reg\ncriteria:\n  success: ['dimension >= 1000']\n"
+                   "training:\n  batch_size: 8\n  epochs: 1\n  max_tokens: 32\n  hard_negatives: 0\n"
+                   "  checkpoint_steps: 100\n")
+    project = Project.open(cfg)
+    assert project.train_params().batch_size == 8 and project.train_params(epochs=3).epochs == 3
+    said: list[str] = []
+    report = project.train(pairs_file, name="g", alias="champion", evaluate=False, echo=said.append,
+                           show_progress=False)
+    reg = Registry(tmp_path / "reg")
+    m = reg.get("g@v1").manifest
+    assert m["gate"]["passed"] is False and "dimension >= 1000" in m["gate"]["summary"]
+    assert "champion" not in reg.aliases() and m["aliases"] == []
+    assert any("not promoted" in line for line in said)
+    assert report.version.ref == "g@v1"
+    report = project.train(pairs_file, name="g", alias="champion", evaluate=False, force=True, echo=said.append,
+                           show_progress=False)
+    assert reg.aliases()["champion"]["version"] == "g@v2"
+    assert reg.get("g@v2").manifest["forced_promotions"][0]["alias"] == "champion"

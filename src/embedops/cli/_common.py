@@ -2,36 +2,46 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
-from rich.console import Console
+import typer
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+from embedops._console import console, err_console, quiet_libraries
+
+__all__ = ["ConfigOpt", "console", "err_console", "load_encoder_quietly", "metrics_table", "open_project",
+           "project_encoder", "quiet_libraries"]
 
 
-def quiet_libraries() -> None:
-    """Silence library chatter (weight-loading bars, deprecation notes) so our own output is readable."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        import transformers
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c",
+                                               help="embedops.yaml: its model, registry and sections apply.")]
 
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
+
+def open_project(config: Path | None = None, *, registry: Path | None = None, batch_size: int | None = None):
+    """The `Project` every command goes through: the file when given, else the embedded defaults."""
+    from embedops.project import Project
+
+    project = Project.from_options(config, registry=registry)
+    if batch_size is not None:
+        project.config.model.batch_size = batch_size
+    return project
+
+
+def project_encoder(project, model: str | None = None, backend: str | None = None, quantization: str | None = None,
+                    **options: Any):
+    """The project's encoder (or `model`, resolved against the project's registry), loaded with a spinner."""
+    quiet_libraries()
+    args = () if model is None else (model,)
+    label = model or project.config.model.name
+    with err_console.status(f"loading model {label} ({backend or project.config.model.backend})"):
+        return project.load_encoder(*args, backend=backend, quantization=quantization, **options)
 
 
 def load_encoder_quietly(model: str | None, backend: str = "torch", **options: Any):
-    """Load an encoder with a spinner and without library noise."""
-    from embedops.models import load_encoder
-
-    quiet_libraries()
-    with err_console.status(f"loading model {model or 'default'} ({backend})"):
-        return load_encoder(model, backend=backend, **options)
+    """Load an encoder with a spinner and without library noise (through the default Project)."""
+    return project_encoder(open_project(), model, backend, **options)
 
 
 def metrics_table(title: str, rows: Iterable[tuple[str, Any]]) -> Table:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from embedops.cli._common import console, load_encoder_quietly
+from embedops.cli._common import ConfigOpt, console, open_project, project_encoder
 from embedops.errors import InputError
 
 
@@ -16,9 +16,9 @@ def encode(
     data: Annotated[Path, typer.Argument(help="Texts: .txt (one per line) or JSONL/CSV/Parquet (title + text).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the vectors (.npy).")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name, folder or HF id.")] = None,
-    backend: Annotated[str, typer.Option(help="torch or onnx.")] = "torch",
-    quantization: Annotated[str, typer.Option(help="onnx only: none or int8 (run `embedops quantize` first).")]
-    = "none",
+    backend: Annotated[str | None, typer.Option(help="torch or onnx (default: the project's, else torch).")] = None,
+    quantization: Annotated[str | None, typer.Option(help="onnx only: none or int8 (run `embedops quantize` first).")]
+    = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     max_batch_tokens: Annotated[int | None, typer.Option(min=1, help="Padded-token budget per batch.")] = None,
     truncate_dim: Annotated[int | None, typer.Option(min=8, help="Matryoshka: keep the first N dimensions.")]
@@ -26,6 +26,7 @@ def encode(
     precision: Annotated[str, typer.Option(help="float32, int8, uint8, binary or ubinary.")] = "float32",
     kind: Annotated[str | None, typer.Option(help="query or document (applies the model's prompt).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="onnx only: intra-op threads.")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Embed every text in DATA and save an [n, dim] array; prints throughput and truncation."""
     import numpy as np
@@ -42,22 +43,23 @@ def encode(
     if not data.is_file():
         raise InputError("file not found", where=str(data))
     texts = read_texts(data, minimum=1)
+    project = open_project(config)
+    backend = backend or project.config.model.backend
     options: dict = {"truncate_dim": truncate_dim}
     if backend == "onnx":
-        options.update(quantization=quantization, threads=threads)
-    elif quantization != "none":
+        options["threads"] = threads
+    elif quantization not in (None, "none"):
         raise InputError("--quantization applies to the onnx backend only")
-    encoder = load_encoder_quietly(model, backend, **options)
+    encoder = project_encoder(project, model, backend, quantization, **options)
     started = time.perf_counter()
-    vectors = encoder.encode(texts, batch_size=batch_size, kind=kind, show_progress=True,  # type: ignore[arg-type]
+    vectors, usage = encoder.encode_with_usage(texts, batch_size=batch_size, kind=kind, show_progress=True,  # type: ignore[arg-type]
                              max_batch_tokens=max_batch_tokens, precision=precision)  # type: ignore[arg-type]
     seconds = time.perf_counter() - started
     with atomic_open(output, "wb") as fh:
         np.save(fh, vectors)
-    stats = encoder.stats
     console.print(f"{len(texts)} texts -> {output} {vectors.shape} {vectors.dtype}; "
-                  f"{len(texts) / seconds:.1f} texts/s, {stats.tokens / seconds:,.0f} tokens/s; "
-                  f"{stats.truncated} truncated at {encoder.max_tokens} tokens")
+                  f"{len(texts) / seconds:.1f} texts/s, {usage.tokens / seconds:,.0f} tokens/s; "
+                  f"{usage.truncated} truncated at {encoder.max_tokens} tokens")
 
 
 def register(app: typer.Typer) -> None:

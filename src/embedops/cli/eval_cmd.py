@@ -2,38 +2,33 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
-from embedops.cli._common import console, load_encoder_quietly, metrics_table
+from embedops.cli._common import ConfigOpt, console, metrics_table, open_project, project_encoder
 from embedops.errors import InputError
 
 eval_app = typer.Typer(help="Evaluate a model: retrieval (BEIR), STS, and paired comparison of two runs.",
                        no_args_is_help=True)
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model name, folder, HF id or registry alias.")]
-BackendOpt = Annotated[str, typer.Option("--backend", help="Encoder backend: torch or onnx.")]
+BackendOpt = Annotated[str | None, typer.Option("--backend", help="Encoder backend: torch or onnx (default: the "
+                                                                  "project's, else torch).")]
 QuantOpt = Annotated[
-    str, typer.Option("--quantization", help="onnx only: none or int8 (run `embedops quantize` first).")
+    str | None, typer.Option("--quantization", help="onnx only: none or int8 (run `embedops quantize` first).")
 ]
 
 
-def _check_quantization(backend: str, quantization: str) -> None:
+def _check_quantization(backend: str | None, quantization: str | None) -> None:
+    if quantization is None:
+        return
     if quantization not in ("none", "int8"):
         raise InputError(f"--quantization must be none or int8, got {quantization!r}")
     if quantization != "none" and backend != "onnx":
         raise InputError("--quantization int8 needs --backend onnx")
-
-
-def _encoder(model: str | None, backend: str, quantization: str):
-    _check_quantization(backend, quantization)
-    options = {"quantization": quantization} if backend == "onnx" else {}
-    return load_encoder_quietly(model, backend, **options)
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Folder for report.json/.md/.png.")]
 
 
@@ -54,7 +49,7 @@ def retrieval(
     backend: BackendOpt = "torch",
     quantization: QuantOpt = "none",
     metrics: Annotated[str, typer.Option(help="Comma-separated metrics.")] = "ndcg@10,recall@100,mrr@10,map@100",
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    batch_size: Annotated[int | None, typer.Option(min=1)] = None,
     sample_queries: Annotated[int | None, typer.Option(help="Evaluate on this many random queries.")] = None,
     sample_documents: Annotated[int | None, typer.Option(help="Judged docs + random others up to this many.")] = None,
     cache: Annotated[bool, typer.Option(help="Reuse cached embeddings of identical texts and model.")] = True,
@@ -63,24 +58,22 @@ def retrieval(
     ] = None,
     chunk_overlap: Annotated[int, typer.Option(min=0)] = 32,
     output: OutputOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Dense retrieval with exact search on a BEIR folder; prints nDCG@10, Recall@100, MRR@10, MAP."""
-    from embedops.data import load_beir, sample_beir
-    from embedops.eval import evaluate_retrieval
     from embedops.eval.report import write_metrics_report
 
     started = time.perf_counter()
     _check_quantization(backend, quantization)
     metric_names = _metrics_list(metrics)
-    dataset = load_beir(data, split)
-    if sample_queries or sample_documents:
-        dataset = sample_beir(dataset, queries=sample_queries, documents=sample_documents)
-    encoder = _encoder(model, backend, quantization)
+    project = open_project(config, batch_size=batch_size)
+    encoder = project_encoder(project, model, backend, quantization)
+    result, dataset = project.evaluate_retrieval(
+        data, split=split, encoder=encoder, metrics=metric_names, sample_queries=sample_queries,
+        sample_documents=sample_documents, use_cache=cache, show_progress=True, chunk_tokens=chunk_tokens,
+        chunk_overlap=chunk_overlap)
     console.print(f"[bold]{dataset.name}[/] ({split}): {len(dataset.corpus)} documents, "
-                  f"{len(dataset.queries)} queries; model [bold]{encoder.name}[/] ({backend})")
-    result = evaluate_retrieval(encoder, dataset, metrics=metric_names, batch_size=batch_size,
-                                use_cache=cache, show_progress=True, chunk_tokens=chunk_tokens,
-                                chunk_overlap=chunk_overlap)
+                  f"{len(dataset.queries)} queries; model [bold]{encoder.name}[/]")
     result.info["wall_seconds_total"] = round(time.perf_counter() - started, 2)
     console.print(metrics_table(f"retrieval on {dataset.name}/{split}", result.metrics.items()))
     info = result.info
@@ -94,43 +87,34 @@ def retrieval(
 
 @eval_app.command("sts")
 def sts(
-    data: Annotated[Path, typer.Argument(help="stsbenchmark.tsv or the folder holding it.")],
+    data: Annotated[Path, typer.Argument(help="STS file (TSV/CSV/JSONL/Parquet: STS-B, MTEB, SICK, SentEval "
+                                              "layouts) or a folder holding one.")],
     split: Annotated[str, typer.Option(help="train, dev or test.")] = "test",
     model: ModelOpt = None,
     backend: BackendOpt = "torch",
     quantization: QuantOpt = "none",
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    batch_size: Annotated[int | None, typer.Option(min=1)] = None,
     cache: Annotated[bool, typer.Option(help="Reuse cached embeddings.")] = True,
     output: OutputOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
-    """Spearman and Pearson correlation of cosine similarity with gold scores (STS Benchmark)."""
-    from embedops.data import load_sts
-    from embedops.eval import evaluate_sts
+    """Spearman and Pearson correlation of cosine similarity with gold scores (STS files of any common layout)."""
     from embedops.eval.report import write_metrics_report
 
     _check_quantization(backend, quantization)
-    pairs = load_sts(data, split)
-    encoder = _encoder(model, backend, quantization)
-    result = evaluate_sts(encoder, pairs, batch_size=batch_size, use_cache=cache, show_progress=True)
+    project = open_project(config, batch_size=batch_size)
+    from embedops.data import load_sts
+
+    load_sts(data, split)  # refuse a bad file before loading the model
+    encoder = project_encoder(project, model, backend, quantization)
+    result = project.evaluate_sts(data, split=split, encoder=encoder, use_cache=cache, show_progress=True)
     metrics = {"spearman": result["spearman"], "pearson": result["pearson"]}
-    console.print(metrics_table(f"STS {split} ({result['pairs']} pairs)", metrics.items()))
+    which = split if result.get("split") else "whole file"
+    console.print(metrics_table(f"STS {which} ({result['pairs']} pairs)", metrics.items()))
     if output:
         info = {k: v for k, v in result.items() if k not in metrics}
         paths = write_metrics_report(output, f"{encoder.name} on STS/{split}", metrics, info, extra={"kind": "sts"})
         console.print(f"report: {paths['json']}, {paths['markdown']}, {paths['png']}")
-
-
-def _load_report(path: Path) -> dict:
-    if not path.is_file():
-        raise InputError("report not found", where=str(path))
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not a JSON report: {exc}", where=str(path)) from exc
-    if not isinstance(report, dict) or "per_query" not in report:
-        raise InputError("report has no per-query scores (write it with `eval retrieval --output`)",
-                         where=str(path))
-    return report
 
 
 @eval_app.command("compare")
@@ -142,22 +126,13 @@ def compare(
     output: OutputOpt = None,
 ) -> None:
     """Paired bootstrap CI and randomization test of B - A over the same queries."""
+    from embedops.eval.compare import compare_reports, load_report
     from embedops.eval.report import write_comparison_report
-    from embedops.eval.significance import paired_test
 
-    a, b = _load_report(report_a), _load_report(report_b)
-    qa, qb = set(a["per_query"]), set(b["per_query"])
-    if qa != qb:
-        raise InputError(f"the reports cover different queries ({len(qa ^ qb)} differ); compare runs on the same split")
-    qids = sorted(qa)
-    comparisons, diffs = [], {}
-    for metric in _metrics_list(metrics):
-        if metric not in a["per_query"][qids[0]] or metric not in b["per_query"][qids[0]]:
-            raise InputError(f"metric {metric!r} is missing from a report")
-        xa = np.array([a["per_query"][q][metric] for q in qids])
-        xb = np.array([b["per_query"][q][metric] for q in qids])
-        comparisons.append(paired_test(xa, xb, metric=metric, resamples=resamples))
-        diffs[metric] = xb - xa
+    a, b = load_report(report_a), load_report(report_b)
+    comparisons, diffs = compare_reports(a, b, _metrics_list(metrics), resamples=resamples, name_a=str(report_a),
+                                         name_b=str(report_b))
+    qids = next(iter(diffs.values())) if diffs else []
     from rich.table import Table
 
     table = Table(title=f"B ({report_b}) - A ({report_a}), {len(qids)} queries", title_justify="left")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from embedops.cli._common import console, err_console, load_encoder_quietly, metrics_table
+from embedops.cli._common import ConfigOpt, console, err_console, metrics_table, open_project, project_encoder
 from embedops.errors import InputError
 
 index_app = typer.Typer(help="Vector collections: FAISS + SQLite folders with filters and hybrid search.",
@@ -48,10 +48,9 @@ def _parse_filter(text: str | None) -> dict | None:
     return value
 
 
-def _open(path: Path, repair: bool = False):
-    from embedops.index import Collection
-
-    return Collection.open(path, repair=repair)
+def _open(path: Path, repair: bool = False, config: Path | None = None):
+    """The collection through the Project, which loads the recorded encoder (spec) when a query needs it."""
+    return open_project(config).open_collection(path, repair=repair)
 
 
 def _print_hits(hits, as_json: bool, width: int = 100) -> None:
@@ -76,7 +75,8 @@ def build(
     path: PathArg,
     data: DataOpt,
     model: ModelOpt = None,
-    backend: Annotated[str, typer.Option(help="Encoder backend: torch or onnx.")] = "torch",
+    backend: Annotated[str | None, typer.Option(help="Encoder backend: torch or onnx (default: the project's).")]
+    = None,
     kind: Annotated[str, typer.Option(help="auto (Flat, HNSW above the threshold), flat, hnsw or ivfpq.")] = "auto",
     vectors: Annotated[str, typer.Option(help="Stored codes: float32, int8 or binary (rescored).")] = "float32",
     hnsw_threshold: Annotated[int, typer.Option(min=1, help="auto: HNSW above this many vectors.")] = 20_000,
@@ -86,21 +86,28 @@ def build(
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     cache: Annotated[bool, typer.Option(help="Reuse embeddings cached by `embedops eval`.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing collection at PATH.")] = False,
+    config: ConfigOpt = None,
 ) -> None:
-    """Build a collection from a data file or BEIR folder; records the model name, dimension and fingerprint."""
-    from embedops.index import Collection, IndexSpec
+    """Build a collection from a data file or BEIR folder; records the encoder's full spec (model, fingerprint ...)."""
+    from embedops.index import IndexSpec
 
     if kind not in ("auto", "flat", "hnsw", "ivfpq"):
         raise InputError(f"unknown --kind {kind!r}; use auto, flat, hnsw or ivfpq", where="--kind")
     if vectors not in ("float32", "int8", "binary"):
         raise InputError(f"unknown --vectors {vectors!r}; use float32, int8 or binary", where="--vectors")
     docs = _read_docs(data, text_field, id_field)
-    encoder = load_encoder_quietly(model, backend)
+    project = open_project(config)
+    encoder = project_encoder(project, model, backend)
     spec = IndexSpec(kind=kind, vectors=vectors, hnsw_threshold=hnsw_threshold, ef_search=ef_search)
-    col = Collection.create(path, encoder, spec=spec, overwrite=overwrite)
+    col = project.create_collection(path, encoder=encoder, spec=spec, overwrite=overwrite)
     try:
-        col.add(docs, batch_size=batch_size, show_progress=True, cache=cache)
-        col.keyword_index()  # build BM25 now so the first hybrid query is fast
+        embedded = None
+        if cache:
+            from embedops.eval.cache import encode_cached
+
+            embedded = encode_cached(encoder, [d.full_text for d in docs], kind="document", batch_size=batch_size,
+                                     show_progress=True)
+        col.add(docs, vectors=embedded, batch_size=batch_size, show_progress=True)
     finally:
         col.close()
     _info_table(path)
@@ -113,10 +120,11 @@ def add(
     text_field: TextFieldOpt = None,
     id_field: IdFieldOpt = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    config: ConfigOpt = None,
 ) -> None:
     """Add (or replace, same id) documents with the collection's own model."""
     docs = _read_docs(data, text_field, id_field)
-    col = _open(path)
+    col = _open(path, config=config)
     try:
         col.add(docs, batch_size=batch_size, show_progress=True)
     finally:
@@ -152,13 +160,17 @@ def search(
     query: Annotated[str, typer.Argument(help="Query text.")],
     k: Annotated[int, typer.Option("-k", min=1, help="Number of results.")] = 10,
     filter: Annotated[str | None, typer.Option("--filter", "-f", help="JSON metadata filter.")] = None,
-    mode: Annotated[str, typer.Option(help="dense, keyword (BM25) or hybrid.")] = "dense",
-    fusion: Annotated[str, typer.Option(help="Hybrid fusion: minmax or rrf.")] = "minmax",
+    mode: Annotated[str | None, typer.Option(help="dense, keyword (BM25) or hybrid (default: index.search_mode "
+                                                   "of the project, else dense).")] = None,
+    fusion: Annotated[str | None, typer.Option(help="Hybrid fusion: minmax or rrf (default: index.fusion).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    config: ConfigOpt = None,
 ) -> None:
     """Search a collection by text."""
     flt = _parse_filter(filter)
-    col = _open(path)
+    project = open_project(config)
+    mode = mode or project.config.index.search_mode
+    col = project.open_collection(path)
     try:
         if mode != "keyword":
             from embedops.cli._common import quiet_libraries
@@ -166,9 +178,9 @@ def search(
             quiet_libraries()
             with err_console.status("loading model"):
                 _ = col.encoder
-        hits = col.search(query, k, flt, mode=mode, fusion=fusion)
+        hits = project.search(query, k, flt, mode=mode, fusion=fusion, path=path)
     finally:
-        col.close()
+        project.close()
     _print_hits(hits, as_json)
 
 

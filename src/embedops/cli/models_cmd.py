@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from embedops.cli._common import console
+from embedops.cli._common import ConfigOpt, console, open_project
 
 models_app = typer.Typer(help="Model registry: versions with lineage, aliases champion/challenger.",
                          no_args_is_help=True)
@@ -18,10 +18,8 @@ RegistryOpt = Annotated[Path | None,
                         typer.Option("--registry", help="Registry folder ($EMBEDOPS_REGISTRY or ./models).")]
 
 
-def _registry(root: Path | None):
-    from embedops.registry import Registry, default_registry_root
-
-    return Registry(root or default_registry_root())
+def _registry(root: Path | None, config: Path | None = None):
+    return open_project(config, registry=root).registry
 
 
 def _key_metric(manifest: dict) -> str:
@@ -68,19 +66,25 @@ def show(spec: Annotated[str, typer.Argument(help="name, name@vN, name@latest or
 @models_app.command("promote")
 def promote(spec: Annotated[str, typer.Argument(help="Version to promote: name@vN, name, or an alias.")],
             alias: Annotated[str, typer.Option(help="Alias to point at it.")] = "champion",
-            registry: RegistryOpt = None) -> None:
-    """Point an alias (default champion) at a version; `eval -m champion` and `serve` follow it."""
-    reg = _registry(registry)
-    v = reg.promote(spec, alias)
-    console.print(f"{alias} -> [bold]{v.ref}[/] ({v.path})")
+            force: Annotated[bool, typer.Option("--force", help="Promote even if the quality gate fails "
+                                                                "(recorded in the manifest).")] = False,
+            gate: Annotated[bool, typer.Option(help="Measure the project's criteria when the version has no "
+                                                    "recorded gate.")] = True,
+            registry: RegistryOpt = None, config: ConfigOpt = None) -> None:
+    """Point an alias (default champion) at a version that passes the quality gate; `eval -m champion` follows it."""
+    project = open_project(config, registry=registry)
+    v = project.promote(spec, alias, force=force, gate=gate)
+    gate_info = v.manifest.get("gate") or {}
+    note = f"; gate: {gate_info.get('summary')}" if gate_info else ""
+    forced = " [bold yellow](forced past a failed gate)[/]" if gate_info.get("passed") is False else ""
+    console.print(f"{alias} -> [bold]{v.ref}[/] ({v.path}){forced}{note}")
 
 
 @models_app.command("rollback")
 def rollback(alias: Annotated[str, typer.Argument(help="Alias to move back.")] = "champion",
-             registry: RegistryOpt = None) -> None:
+             registry: RegistryOpt = None, config: ConfigOpt = None) -> None:
     """Point an alias back at the version that held it before (history is kept)."""
-    reg = _registry(registry)
-    v = reg.rollback(alias)
+    v = open_project(config, registry=registry).rollback(alias)
     console.print(f"{alias} -> [bold]{v.ref}[/] (rolled back)")
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from embedops.cli._common import console, metrics_table
+from embedops.cli._common import ConfigOpt, console, metrics_table
 
 
 def prepare_command(
@@ -24,6 +24,7 @@ def prepare_command(
     model: Annotated[str | None, typer.Option(help="Model whose tokenizer counts tokens for chunking.")] = None,
     text_field: Annotated[str | None, typer.Option(help="Field holding the text (default: text/body/content).")] = None,
     id_field: Annotated[str | None, typer.Option(help="Field holding the id (default: _id/id).")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Clean text (HTML, Unicode, control characters, whitespace), drop duplicates, chunk long documents."""
     from embedops.data.clean import CleanOptions
@@ -34,9 +35,9 @@ def prepare_command(
         raise InputError(f"--dedupe must be none, exact or near, got {dedupe!r}")
     tokenizer = None
     if chunk_tokens:
-        from embedops.cli._common import load_encoder_quietly
+        from embedops.cli._common import open_project, project_encoder
 
-        tokenizer = load_encoder_quietly(model).tokenizer
+        tokenizer = project_encoder(open_project(config), model).tokenizer
     opts = PrepareOptions(clean=CleanOptions(strip_html=strip_html), drop_empty=drop_empty, dedupe=dedupe,
                           near_threshold=near_threshold, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
                           text_field=text_field, id_field=id_field)

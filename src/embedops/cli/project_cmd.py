@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from embedops.cli._common import console, load_encoder_quietly
+from embedops.cli._common import console, open_project, project_encoder
 from embedops.errors import InputError
 
 
@@ -43,18 +43,14 @@ def check_command(
     model: Annotated[str | None, typer.Option(help="Override the model in the project file.")] = None,
 ) -> None:
     """Measure every success criterion and print a pass/fail table; exit 1 when one fails."""
-    from embedops.config import load_config
-    from embedops.eval.criteria import measure_criteria
-
-    config = load_config(path)
+    project = open_project(path)
+    config = project.config
     criteria = config.criteria.parsed()
     if not criteria:
         console.print("no success criteria in the project file (criteria.success); nothing to check")
         return
-    m = config.model
-    encoder = load_encoder_quietly(model or m.name, m.backend, **({"truncate_dim": m.truncate_dim}
-                                                                   if m.truncate_dim else {}))
-    results = measure_criteria(config, encoder, show_progress=True)
+    encoder = project_encoder(project, model)
+    results = project.check(encoder, show_progress=True)
     table = Table(title=f"{config.name}: success criteria ({encoder.name})", title_justify="left")
     for col in ("criterion", "measured", "result", "note"):
         table.add_column(col)

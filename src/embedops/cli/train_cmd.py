@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from embedops.cli._common import console, err_console, quiet_libraries
+from embedops.cli._common import ConfigOpt, console, err_console, open_project, quiet_libraries
 from embedops.errors import InputError
 
 
@@ -42,53 +42,26 @@ def train(
     seed: Annotated[int | None, typer.Option()] = None,
     corpus: Annotated[Path | None, typer.Option(help="Documents (file or BEIR folder): feedback ids, mining.")] = None,
     sts: Annotated[Path | None, typer.Option(help="STS file: report the Spearman change too.")] = None,
-    alias: Annotated[str | None, typer.Option(help="Point this alias (e.g. challenger) at the new version.")] = None,
+    alias: Annotated[str | None, typer.Option(help="Alias (e.g. challenger) to point at the new version if it "
+                                                "passes the quality gate (the project's success criteria).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Move --alias even if the gate fails (recorded).")] = False,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore checkpoints of an interrupted run.")] = False,
     evaluate: Annotated[bool, typer.Option(help="Run the before/after evaluation.")] = True,
-    config: Annotated[Path | None,
-                      typer.Option("--config", "-c", help="embedops.yaml with a training section.")] = None,
+    config: ConfigOpt = None,
 ) -> None:
-    """Fine-tune with MNRL + mined hard negatives; evaluate before/after; register the version."""
-    from embedops.registry import default_registry_root
-    from embedops.train import TrainParams, run_training
-
+    """Fine-tune with MNRL + mined hard negatives; evaluate before/after; gate on the criteria; register."""
+    project = open_project(config, registry=registry)
+    params = project.train_params(
+        epochs=epochs, batch_size=batch_size, learning_rate=lr, warmup_ratio=warmup, max_seq_length=max_tokens,
+        loss=loss, mini_batch_size=mini_batch_size, matryoshka_dims=_dims(matryoshka) or None,
+        hard_negatives=hard_negatives, checkpoint_steps=checkpoint_steps, seed=seed)
     quiet_libraries()
-    cfg = None
-    if config is not None:
-        from embedops.config import load_config
-
-        project = load_config(config)
-        cfg = project.training
-        if registry is None:
-            registry = project.resolve(project.registry)
-    if cfg is None:
-        from embedops.config.schema import TrainingConfig
-
-        cfg = TrainingConfig()
-
-    def pick(value, default):
-        return default if value is None else value
-
-    loss_name = pick(loss, cfg.loss)
-    if loss_name not in ("mnrl", "cached_mnrl"):
-        raise InputError(f"unknown loss {loss_name!r} (use mnrl or cached_mnrl)")
-    params = TrainParams(
-        epochs=pick(epochs, cfg.epochs), batch_size=pick(batch_size, cfg.batch_size),
-        learning_rate=pick(lr, cfg.learning_rate), warmup_ratio=pick(warmup, cfg.warmup_ratio),
-        max_seq_length=pick(max_tokens, cfg.max_tokens), loss=loss_name,
-        mini_batch_size=pick(mini_batch_size, cfg.mini_batch_size),
-        matryoshka_dims=_dims(matryoshka) or tuple(cfg.matryoshka_dims),
-        hard_negatives=pick(hard_negatives, cfg.hard_negatives),
-        checkpoint_steps=pick(checkpoint_steps, cfg.checkpoint_steps), seed=pick(seed, cfg.seed),
-    )
-    root = registry or default_registry_root()
-    report = run_training(
-        data, base=pick(base, cfg.base_model), name=pick(name, cfg.name), registry_root=root, params=params,
-        fmt=fmt, split=split, eval_split=pick(eval_split, cfg.eval_split),
-        eval_fraction=pick(eval_fraction, cfg.eval_fraction), sts_path=sts, alias=alias, corpus=corpus,
-        resume=not fresh,
-        evaluate=evaluate, echo=lambda m: err_console.print(m, highlight=False),
-    )
+    echo = lambda m: err_console.print(m, highlight=False)  # noqa: E731 - a one-line sink
+    kwargs = {} if eval_split is None else {"eval_split": eval_split}
+    report = project.train(
+        data, base=base, name=name, alias=alias, force=force, params=params, eval_fraction=eval_fraction,
+        fmt=fmt, split=split, sts_path=sts, corpus=corpus, resume=not fresh, evaluate=evaluate, echo=echo,
+        **kwargs)
     print_report(report.manifest, report.version.path if report.version else None)
 
 
@@ -111,6 +84,11 @@ def print_report(manifest: dict, path: Path | None) -> None:
     sts = manifest.get("sts")
     if sts:
         console.print(f"STS Spearman {sts['before']:.4f} -> {sts['after']:.4f} (drop {sts['drop_points']:.2f} points)")
+    gate = manifest.get("gate")
+    if gate:
+        verdict = "[green]passed[/]" if gate.get("passed") else "[bold red]FAILED[/]"
+        aliases = ", ".join(manifest.get("aliases") or []) or "none"
+        console.print(f"quality gate {verdict}: {gate.get('summary')}; aliases: {aliases}")
 
 
 def register(app: typer.Typer) -> None:

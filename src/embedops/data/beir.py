@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,15 @@ class BeirDataset:
     qrels: Qrels
     name: str = ""
     split: str = "test"
+
+
+def corpus_fingerprint(doc_ids: Iterable[str]) -> str:
+    """Order-free hash of a corpus's document ids: equal for the same documents however they were listed or sampled."""
+    h = hashlib.sha256()
+    for doc_id in sorted(set(doc_ids)):
+        h.update(doc_id.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")  # a separator no id contains, so ("ab", "c") and ("a", "bc") differ
+    return h.hexdigest()[:16]
 
 
 def _find(folder: Path, stem: str) -> Path:

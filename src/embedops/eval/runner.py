@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from embedops.data.beir import BeirDataset
+from embedops.data.beir import BeirDataset, corpus_fingerprint
 from embedops.data.sts import StsPairs
-from embedops.eval.cache import encode_cached
+from embedops.eval.cache import encode_cached_with_usage
 from embedops.eval.retrieval import DEFAULT_METRICS, RetrievalResult, build_run, evaluate_run, exact_search
 from embedops.eval.sts import sts_scores
 
@@ -47,13 +47,13 @@ def retrieve_exact(
         doc_texts = chunked_texts
     query_ids = list(dataset.queries)
     query_texts = [dataset.queries[q] for q in query_ids]
-    truncated_before = encoder.truncated_count
     t0 = time.perf_counter()
-    doc_emb = encode_cached(encoder, doc_texts, kind="document", batch_size=batch_size,
-                            show_progress=show_progress, use_cache=use_cache)
+    # This call's own usage (never a difference of the encoder's shared counter, which other threads move too).
+    doc_emb, doc_usage = encode_cached_with_usage(encoder, doc_texts, kind="document", batch_size=batch_size,
+                                                  show_progress=show_progress, use_cache=use_cache)
     doc_seconds = time.perf_counter() - t0
-    query_emb = encode_cached(encoder, query_texts, kind="query", batch_size=batch_size,
-                              show_progress=show_progress, use_cache=use_cache)
+    query_emb, query_usage = encode_cached_with_usage(encoder, query_texts, kind="query", batch_size=batch_size,
+                                                      show_progress=show_progress, use_cache=use_cache)
     if owners is None:
         scores, idx = exact_search(query_emb, doc_emb, k)
         run = build_run(query_ids, doc_ids, scores, idx)
@@ -73,10 +73,11 @@ def retrieve_exact(
         "dataset": dataset.name,
         "split": dataset.split,
         "documents": len(doc_ids),
+        "corpus_fingerprint": corpus_fingerprint(doc_ids),
         "chunks": len(owners) if owners is not None else None,
         "queries": len(query_ids),
         "k": k,
-        "truncated_inputs": encoder.truncated_count - truncated_before,
+        "truncated_inputs": doc_usage.truncated + query_usage.truncated,
         "max_tokens": encoder.max_tokens,
         "corpus_encode_seconds": round(doc_seconds, 2),
         "wall_seconds": round(time.perf_counter() - started, 2),
@@ -110,13 +111,13 @@ def evaluate_sts(encoder, pairs: StsPairs, *, batch_size: int = 32, use_cache: b
                  show_progress: bool = False) -> dict[str, Any]:
     """Spearman/Pearson of cosine similarity on STS pairs."""
     started = time.perf_counter()
-    truncated_before = encoder.truncated_count
     uniq = list(dict.fromkeys(pairs.sentences1 + pairs.sentences2))
-    emb = encode_cached(encoder, uniq, batch_size=batch_size, show_progress=show_progress, use_cache=use_cache)
+    emb, usage = encode_cached_with_usage(encoder, uniq, batch_size=batch_size, show_progress=show_progress,
+                                          use_cache=use_cache)
     pos = {s: i for i, s in enumerate(uniq)}
     e1 = emb[np.fromiter((pos[s] for s in pairs.sentences1), dtype=np.int64)]
     e2 = emb[np.fromiter((pos[s] for s in pairs.sentences2), dtype=np.int64)]
     out: dict[str, Any] = dict(sts_scores(e1, e2, pairs.scores))
     out.update({"model": encoder.name, "wall_seconds": round(time.perf_counter() - started, 2),
-                "truncated_inputs": encoder.truncated_count - truncated_before})
+                "split": pairs.split, "truncated_inputs": usage.truncated})
     return out

@@ -1,16 +1,17 @@
-"""The `VectorStore` protocol, the index specification, and the records search returns."""
+"""The index specification; `Hit`, `Record`, `VectorStore` and `Filter` are the ground-floor contracts of
+`embedops.protocols`, re-exported so `from embedops.index import Hit` keeps working."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
-import numpy as np
+from embedops.protocols import Filter, Hit, Record, VectorStore
+
+__all__ = ["Filter", "Hit", "IndexKind", "IndexSpec", "Record", "VectorPrecision", "VectorStore", "spec_from_config"]
 
 IndexKind = Literal["auto", "flat", "hnsw", "ivfpq"]
 VectorPrecision = Literal["float32", "int8", "binary"]
-Filter = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -62,63 +63,6 @@ class IndexSpec:
         if self.oversample:
             return self.oversample
         return {"float32": 1, "int8": 4, "binary": 20}[self.vectors]
-
-
-@dataclass(slots=True)
-class Hit:
-    """One search result: document id, similarity score (higher is better), and stored content."""
-
-    id: str
-    score: float
-    text: str | None = None
-    # None until content is attached (Collection always attaches it); saves a dict per hit on the hot path.
-    metadata: dict[str, Any] | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON output."""
-        return {"id": self.id, "score": self.score, "text": self.text, "metadata": self.metadata or {}}
-
-
-@dataclass
-class Record:
-    """A stored document as `get` returns it."""
-
-    id: str
-    text: str | None
-    metadata: dict[str, Any]
-    vector: np.ndarray | None = None
-
-
-@runtime_checkable
-class VectorStore(Protocol):
-    """What every store offers: ids + vectors + metadata in, nearest neighbours (optionally filtered) out."""
-
-    dimension: int
-
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[dict[str, Any]] | None = None,
-               texts: Sequence[str] | None = None) -> int:
-        """Insert or replace (same id) documents; returns how many were written."""
-        ...
-
-    def delete(self, ids: Sequence[str]) -> int:
-        """Remove documents by id; returns how many existed."""
-        ...
-
-    def search(self, queries: np.ndarray, k: int = 10, filter: Filter | None = None) -> list[list[Hit]]:
-        """Top-k neighbours per query row, best first; never fewer than min(k, matching documents)."""
-        ...
-
-    def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record | None]:
-        """Stored records in the order asked (None for unknown ids)."""
-        ...
-
-    def flush(self) -> None:
-        """Write the in-memory index checkpoint to disk."""
-        ...
-
-    def close(self) -> None:
-        """Flush and release files."""
-        ...
 
 
 def spec_from_config(config: Any) -> IndexSpec:

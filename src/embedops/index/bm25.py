@@ -1,8 +1,10 @@
 """Keyword search: BM25 (bm25s, Lucene variant, k1=1.5, b=0.75) with English stopwords and Snowball stemming.
 
-The keyword index is derived from the texts in SQLite and covers the slots [0, slot_count) of one epoch. Deletions
-need no rebuild (the live mask is applied as bm25s' weight mask); new documents or a compaction make it stale, and
-it is rebuilt on the next keyword query and saved with the collection.
+The keyword index is derived from the texts in SQLite and covers the slots [0, slot_count) of one epoch, as they were
+at `generation`. Deletions need no rebuild (the searching snapshot's live mask is applied as bm25s' weight mask, and
+deleted documents keep counting in the term statistics until the next rebuild, as in Lucene). New documents make it
+stale: the store rebuilds it beside the live one (in the background, or in the writer's thread when asked to refresh)
+and swaps it in; a search never builds it. A compaction builds the new epoch's index before the swap.
 """
 
 from __future__ import annotations
@@ -27,20 +29,26 @@ def _tokenize(texts: list[str]):
 class KeywordIndex:
     """BM25 over the stored texts; answers in slots with scores."""
 
-    def __init__(self, slots: np.ndarray, retriever, epoch: int, slot_count: int):
+    def __init__(self, slots: np.ndarray, retriever, epoch: int, slot_count: int, generation: int = 0):
         self.slots = slots
         self.retriever = retriever
         self.epoch = epoch
         self.slot_count = slot_count
+        self.generation = generation
 
     @classmethod
-    def build(cls, slots: list[int], texts: list[str], epoch: int, slot_count: int) -> KeywordIndex:
+    def build(cls, slots: list[int], texts: list[str], epoch: int, slot_count: int,
+              generation: int = 0) -> KeywordIndex:
         """Tokenise and index the texts."""
         bm25s = require("bm25s", "index")
         retriever = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
         if texts:
             retriever.index(_tokenize(texts), show_progress=False)
-        return cls(np.asarray(slots, dtype=np.int64), retriever if texts else None, epoch, slot_count)
+        return cls(np.asarray(slots, dtype=np.int64), retriever if texts else None, epoch, slot_count, generation)
+
+    def covering(self, slot_count: int, generation: int) -> KeywordIndex:
+        """The same index declared to cover more slots (for slots that were added without text: nothing to index)."""
+        return KeywordIndex(self.slots, self.retriever, self.epoch, slot_count, generation)
 
     def matches(self, epoch: int, slot_count: int) -> bool:
         """Whether this index covers exactly the given state."""
@@ -72,7 +80,8 @@ class KeywordIndex:
             if self.retriever is not None:
                 self.retriever.save(str(tmp / "bm25s"), show_progress=False)
             np.save(tmp / "slots.npy", self.slots)
-            (tmp / "state.json").write_text(json.dumps({"epoch": self.epoch, "slot_count": self.slot_count}))
+            (tmp / "state.json").write_text(json.dumps({"epoch": self.epoch, "slot_count": self.slot_count,
+                                                        "generation": self.generation}))
 
     @classmethod
     def load(cls, folder: Path) -> KeywordIndex | None:
@@ -84,6 +93,7 @@ class KeywordIndex:
             retriever = None
             if (root / "bm25s").is_dir():
                 retriever = require("bm25s", "index").BM25.load(str(root / "bm25s"), show_progress=False)
-            return cls(slots, retriever, int(state["epoch"]), int(state["slot_count"]))
+            return cls(slots, retriever, int(state["epoch"]), int(state["slot_count"]),
+                       int(state.get("generation", 0)))
         except (OSError, ValueError, KeyError):
             return None

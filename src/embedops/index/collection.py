@@ -1,17 +1,24 @@
 """`Collection`: a vector store paired with the encoder that fills it, searched by text.
 
     from embedops.index import Collection
-    col = Collection.create("my-index", encoder)          # or Collection.open("my-index")
-    col.add(documents)                                    # Documents, dicts or strings
+    col = Collection.create("my-index", encoder)                  # records encoder.spec()
+    col = Collection.open("my-index", loader=encoder_from_spec)   # or Collection.open("my-index", encoder)
+    col.add(documents)                                            # Documents, dicts or strings
     col.search("what causes X?", k=10, filter={"year": {"gte": 2020}}, mode="hybrid")
     col.recommend(["doc-1", "doc-7"], negative_ids=["doc-3"], k=5)
 
-The collection records the model's name, dimension and fingerprint; opening it with another model is refused,
-because its vectors would live in a different space.
+The collection records the encoder's spec and fingerprint; opening it with another encoder is refused, because its
+vectors would live in a different space. The index package never loads a model: it is given an encoder, or a loader
+for the recorded spec (called once, when encoding is first needed).
+
+Threads: any number of threads may search while one writes (see faiss_store.py); the keyword index follows writes
+near-real-time: `add(..., refresh=True)` makes new documents keyword-searchable before it returns, `refresh=False`
+leaves that to the background thread (`wait()` blocks until it is done).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -20,30 +27,17 @@ import numpy as np
 
 from embedops._progress import start_progress
 from embedops.data.records import Document
-from embedops.errors import InputError, ModelError
-from embedops.index.base import Filter, Hit, IndexSpec, Record
-from embedops.index.bm25 import KeywordIndex
+from embedops.errors import InputError
+from embedops.index.base import Filter, Hit, IndexSpec, Record, VectorStore
 from embedops.index.faiss_store import FaissStore
 from embedops.index.hybrid import CANDIDATES, DEFAULT_FUSION, Fusion, fuse
+from embedops.index.identity import ENCODER_KEY, check_encoder, load_recorded, record_encoder, recorded_encoder
+from embedops.index.identity import summary as encoder_summary
+from embedops.protocols import Encoder, EncoderLoader
 
 SearchMode = Literal["dense", "keyword", "hybrid"]
 MODES = ("dense", "keyword", "hybrid")
 _CHUNK = 512
-
-
-def encoder_facts(encoder) -> dict[str, Any]:
-    """What identifies an encoder's vector space: name, dimension, fingerprint, backend, location."""
-    from embedops.eval.cache import model_fingerprint
-    from embedops.models.loading import DEFAULT_MODEL
-
-    source = getattr(encoder, "source", None)
-    # Reload by name where the name resolves (the bundled default, hub ids), by folder otherwise.
-    local = source is not None and getattr(source, "path", None) is not None and source.name != DEFAULT_MODEL
-    location = str(source.path) if local else encoder.name
-    backend = {"TorchEncoder": "torch", "OnnxEncoder": "onnx"}.get(type(encoder).__name__, type(encoder).__name__)
-    dim = int(getattr(encoder, "output_dimension", encoder.dimension))
-    return {"name": encoder.name, "dimension": dim, "fingerprint": model_fingerprint(encoder),
-            "backend": backend, "location": location}
 
 
 def as_documents(items: Iterable[Document | dict[str, Any] | str]) -> list[Document]:
@@ -67,83 +61,110 @@ def as_documents(items: Iterable[Document | dict[str, Any] | str]) -> list[Docum
 
 
 class Collection:
-    """Documents, their vectors and a keyword index in one directory; search by text, filter, recommend."""
+    """Documents, their vectors and a keyword index in one store; search by text, filter, recommend."""
 
-    def __init__(self, store: FaissStore, encoder=None):
+    def __init__(self, store: VectorStore, encoder: Encoder | None = None, *, loader: EncoderLoader | None = None):
         self.store = store
+        self._recorded = recorded_encoder(store.facts())
+        self._loader = loader
+        self._encoder_lock = threading.Lock()
+        if encoder is not None:
+            check_encoder(self._recorded, encoder, self._where)
         self._encoder = encoder
-        self._keyword: KeywordIndex | None = None
-        self._keyword_saved = True
 
     # -- lifecycle --------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, encoder=None, *, spec: IndexSpec | None = None,
+    def create(cls, path: str | Path, encoder: Encoder, *, spec: IndexSpec | None = None,
                overwrite: bool = False) -> Collection:
-        """A new empty collection for `encoder` (the default model when None)."""
-        if encoder is None:
-            from embedops.models import load_encoder
-
-            encoder = load_encoder(None)
-        facts = encoder_facts(encoder)
-        store = FaissStore.create(path, facts["dimension"], spec, facts={"model": facts}, overwrite=overwrite)
+        """A new empty collection (FAISS + SQLite folder) for `encoder`, recording its full spec."""
+        recorded = record_encoder(encoder)
+        store = FaissStore.create(path, recorded["dimension"], spec, facts={ENCODER_KEY: recorded},
+                                  overwrite=overwrite)
         return cls(store, encoder)
 
     @classmethod
-    def open(cls, path: str | Path, encoder=None, *, repair: bool = False) -> Collection:
-        """Open an existing collection; with no encoder, the recorded model is loaded (when needed)."""
+    def open(cls, path: str | Path, encoder: Encoder | None = None, *, loader: EncoderLoader | None = None,
+             repair: bool = False) -> Collection:
+        """Open an existing collection. A given encoder is checked against the recorded fingerprint and dimension;
+        without one, `loader(recorded spec)` loads it when encoding is first needed."""
         store = FaissStore(path, repair=repair)
-        col = cls(store, None)
-        if encoder is not None:
-            col.check_encoder(encoder)
-            col._encoder = encoder
-        return col
+        try:
+            return cls(store, encoder, loader=loader)
+        except BaseException:
+            store.close()
+            raise
+
+    @property
+    def _where(self) -> str:
+        return str(getattr(self.store, "folder", type(self.store).__name__))
 
     @property
     def model(self) -> dict[str, Any]:
-        """The recorded model facts (empty for a store created without an encoder)."""
-        return dict(self.store.facts().get("model") or {})
-
-    def check_encoder(self, encoder) -> None:
-        """Refuse an encoder whose vector space differs from the one the collection was built with."""
-        built = self.model
-        if not built:
-            return
-        given = encoder_facts(encoder)
-        if (given["name"], given["dimension"], given["fingerprint"]) != (
-                built["name"], built["dimension"], built["fingerprint"]):
-            raise ModelError(
-                f"the collection was built with model {built['name']!r} (dimension {built['dimension']}, "
-                f"fingerprint {built['fingerprint']}); the encoder given is {given['name']!r} (dimension "
-                f"{given['dimension']}, fingerprint {given['fingerprint']})", where=str(self.store.folder),
-                hint="open it with the model it was built with, or rebuild the collection with the new model")
+        """The recorded encoder in brief: name, dimension, fingerprint, backend, quantisation, truncate_dim."""
+        return encoder_summary(self._recorded)
 
     @property
-    def encoder(self):
-        """The encoder (loaded on first use from the recorded model)."""
-        if self._encoder is None:
-            built = self.model
-            if not built:
-                raise ModelError("this collection records no model; pass an encoder")
-            from embedops.models import load_encoder
+    def encoder_spec(self) -> dict[str, Any]:
+        """The full recorded `Encoder.spec()` (what a loader receives); {} when none was recorded."""
+        return dict(self._recorded.get("spec") or {})
 
-            encoder = load_encoder(built["location"], backend=built.get("backend", "torch"))
-            self.check_encoder(encoder)
-            self._encoder = encoder
-        return self._encoder
+    def check_encoder(self, encoder: Encoder) -> None:
+        """Refuse an encoder whose vector space differs from the one the collection was built with."""
+        check_encoder(self._recorded, encoder, self._where)
+
+    @property
+    def encoder(self) -> Encoder:
+        """The encoder (loaded once, on first use, from the recorded spec with the loader)."""
+        encoder = self._encoder
+        if encoder is None:
+            with self._encoder_lock:
+                if self._encoder is None:
+                    self._encoder = load_recorded(self._recorded, self._loader, self._where)
+                encoder = self._encoder
+        return encoder
 
     def __len__(self) -> int:
-        return len(self.store)
+        return self.store.count()
+
+    @property
+    def generation(self) -> int:
+        """Committed writes in the state searches currently see."""
+        return int(getattr(self.store, "generation", 0))
+
+    @property
+    def version(self) -> Any:
+        """The state searches read now (epoch, generation, keyword index coverage): equal versions, equal answers."""
+        return getattr(self.store, "version", None)
+
+    @property
+    def last_write_generation(self) -> int | None:
+        """Generation committed by the calling thread's latest write (a read-your-writes token)."""
+        return getattr(self.store, "last_write_generation", None)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until background work (keyword refresh, rebuild, checkpoint) is done; False on timeout."""
+        wait = getattr(self.store, "wait", None)
+        return True if wait is None else bool(wait(timeout))
+
+    def refresh(self) -> None:
+        """Make every committed document keyword-searchable now (rebuilds the keyword index in this thread)."""
+        refresh = getattr(self.store, "refresh", None)
+        if refresh is not None:
+            refresh()
+
+    def integrity_check(self) -> list[str]:
+        """Problems found in the store's files and state (empty when sound)."""
+        check = getattr(self.store, "integrity_check", None)
+        if check is None:
+            raise InputError(f"{type(self.store).__name__} has no integrity check", where=self._where)
+        return list(check())
 
     def flush(self) -> None:
-        """Write the FAISS checkpoint and the keyword index."""
+        """Persist the index checkpoint and the keyword index."""
         self.store.flush()
-        if self._keyword is not None and not self._keyword_saved:
-            self._keyword.save(self.store.folder)
-            self._keyword_saved = True
 
     def close(self) -> None:
-        """Flush and close files."""
-        self.flush()
+        """Wait for background work, save and close files."""
         self.store.close()
 
     def __enter__(self) -> Collection:
@@ -154,9 +175,10 @@ class Collection:
 
     # -- writes -----------------------------------------------------------------------------
     def add(self, documents: Iterable[Document | dict[str, Any] | str], *, vectors: np.ndarray | None = None,
-            batch_size: int = 32, show_progress: bool = False, cache: bool = False) -> int:
-        """Embed and upsert documents (same id replaces); `vectors` skips encoding; `cache` reuses
-        embeddings cached by embedops.eval (the whole list is then encoded in one call)."""
+            batch_size: int = 32, show_progress: bool = False, refresh: bool = True) -> int:
+        """Embed and upsert documents (same id replaces); `vectors` (precomputed, one row per document) skips
+        encoding. `refresh=True` makes them keyword-searchable before returning; `refresh=False` (servers,
+        bulk loads) refreshes the keyword index in the background instead."""
         docs = as_documents(documents)
         seen: dict[str, str] = {}
         for d in docs:
@@ -171,12 +193,11 @@ class Collection:
         texts = [d.full_text for d in docs]
         if vectors is not None and len(vectors) != len(docs):
             raise InputError(f"{len(vectors)} vectors for {len(docs)} documents", where="add")
-        if vectors is None and cache:
-            from embedops.eval.cache import encode_cached
-
-            vectors = encode_cached(self.encoder, texts, kind="document", batch_size=batch_size,
-                                    show_progress=show_progress)
+        keywords = hasattr(self.store, "keyword_search")
+        # One keyword refresh for the whole call, not one per chunk.
+        options = {"refresh": "none"} if keywords else {}
         progress = start_progress(show_progress and vectors is None, len(docs), "embedding and indexing")
+        done = False
         try:
             for start in range(0, len(docs), _CHUNK):
                 part = docs[start : start + _CHUNK]
@@ -186,12 +207,17 @@ class Collection:
                 else:
                     vecs = vectors[start : start + _CHUNK]
                 self.store.upsert([d.id for d in part], vecs, [d.metadata for d in part],
-                                  texts[start : start + _CHUNK])
+                                  texts[start : start + _CHUNK], **options)
                 if progress is not None:
                     progress[0].advance(progress[1], len(part))
+            done = True
         finally:
             if progress is not None:
                 progress[0].stop()
+            if keywords and not (done and refresh):
+                self.store.schedule_refresh()
+        if keywords and refresh:
+            self.store.refresh()
         return len(docs)
 
     def delete(self, ids: Sequence[str]) -> int:
@@ -199,9 +225,8 @@ class Collection:
         return self.store.delete(ids)
 
     def rebuild(self, spec: IndexSpec | None = None) -> dict[str, Any]:
-        """Compact deletions and rebuild the index (optionally with another spec)."""
+        """Compact deletions and rebuild the index (optionally with another spec); searches go on meanwhile."""
         self.store.rebuild(spec)
-        self._keyword = None
         return self.info()
 
     # -- reads ------------------------------------------------------------------------------
@@ -225,58 +250,49 @@ class Collection:
         if isinstance(queries, str):
             raise InputError("search_batch takes a list of queries", hint="use search() for one query")
         queries = list(queries)
+        store = self.store
         if mode == "dense":
-            qv = self.encoder.encode(queries, kind="query")
-            hits = self.store.search(qv, k, filter)
+            hits = store.search(self.encoder.encode(queries, kind="query"), k, filter)
         elif mode == "keyword":
-            hits = self._keyword_hits(queries, k, filter)
+            hits = self._keyword_store(mode).keyword_search(queries, k, filter)
         else:
-            depth = max(candidates, k)
+            keyword_store = self._keyword_store(mode)
+            fuse([], fusion)  # refuse an unknown rule before encoding
             qv = self.encoder.encode(queries, kind="query")
-            dense = self.store.search(qv, depth, filter)
-            keyword = self._keyword_hits(queries, depth, filter)
-            hits = []
-            for d_row, k_row in zip(dense, keyword, strict=True):
-                fused = fuse([[(h.id, h.score) for h in d_row], [(h.id, h.score) for h in k_row]], fusion)
-                hits.append([Hit(str(doc_id), float(score)) for doc_id, score in fused[:k]])
+            hybrid = getattr(keyword_store, "hybrid_search", None)
+            if hybrid is not None:  # both rankings from one snapshot
+                hits = hybrid(qv, queries, k, filter, fusion=fusion, candidates=candidates)
+            else:
+                depth = max(candidates, k)
+                dense = store.search(qv, depth, filter)
+                keyword = keyword_store.keyword_search(queries, depth, filter)
+                hits = [[Hit(str(i), float(s)) for i, s in fuse([[(h.id, h.score) for h in d],
+                                                                 [(h.id, h.score) for h in kw]], fusion)[:k]]
+                        for d, kw in zip(dense, keyword, strict=True)]
         if with_content:
-            self.store.attach_content([h for row in hits for h in row])
+            store.attach_content([h for row in hits for h in row])
         return hits
 
-    def _keyword_hits(self, queries: list[str], k: int, filter: Filter | None) -> list[list[Hit]]:
-        index = self.keyword_index()
-        mask = self.store._mask(filter, None)
-        if mask is None:
-            mask = None if self.store._all_live else self.store._live
-        ids = self.store._ids
-        return [[Hit(ids[slot], score) for slot, score in row] for row in index.search(queries, k, mask)]
-
-    def keyword_index(self) -> KeywordIndex:
-        """The BM25 index for the current state (loaded, or rebuilt from the stored texts when stale)."""
-        epoch, count = self.store.epoch, len(self.store._ids)
-        if self._keyword is None or not self._keyword.matches(epoch, count):
-            loaded = KeywordIndex.load(self.store.folder)
-            if loaded is not None and loaded.matches(epoch, count):
-                self._keyword, self._keyword_saved = loaded, True
-            else:
-                slots, texts = self.store.content.live_texts()
-                self._keyword = KeywordIndex.build(slots, texts, epoch, count)
-                self._keyword_saved = False
-        return self._keyword
+    def _keyword_store(self, mode: str) -> Any:
+        if not hasattr(self.store, "keyword_search"):
+            raise InputError(f"{mode} search needs a keyword index, which {type(self.store).__name__} does not have",
+                             where="search", hint="use mode='dense'")
+        return self.store
 
     def recommend(self, positive_ids: Sequence[str], negative_ids: Sequence[str] = (), k: int = 10,
                   filter: Filter | None = None) -> list[Hit]:
         """More like `positive_ids`, less like `negative_ids`; item-to-item with one id, a user profile with
         the items a user interacted with. The examples themselves are never returned."""
-        hits = self.store.recommend(positive_ids, negative_ids, k, filter)
+        recommend = getattr(self.store, "recommend", None)
+        if recommend is None:
+            raise InputError(f"{type(self.store).__name__} cannot recommend", where="recommend")
+        hits = recommend(positive_ids, negative_ids, k, filter)
         self.store.attach_content(hits)
         return hits
 
     def info(self) -> dict[str, Any]:
-        """Store facts plus the model and keyword index state."""
+        """Store facts (cheap) plus the recorded encoder."""
         info = self.store.info()
         info["model"] = self.model
-        kw = self._keyword or KeywordIndex.load(self.store.folder)
-        info["keyword_index"] = ("current" if kw is not None and kw.matches(self.store.epoch, len(self.store._ids))
-                                 else "stale or absent (rebuilt on the next keyword/hybrid query)")
+        info["encoder"] = self.encoder_spec
         return info

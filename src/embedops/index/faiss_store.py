@@ -6,47 +6,71 @@ Files of a collection directory (txtai's idea: an index is a folder you can copy
     vectors.<epoch>.f32      float32 vectors by slot, append-only within an epoch
     index.<epoch>.<gen>.faiss   FAISS checkpoint covering slots [0, ntotal) of the epoch
     index.json               manifest naming the checkpoint, its epoch, SQLite generation and checksum
+    bm25/                    the keyword index (a derived file, rebuilt when stale)
+    write.lock               the lock file writers hold (flock), so two processes never write at once
 
 Crash safety: an upsert appends + fsyncs its vectors, then commits one SQLite transaction; the FAISS file is a
 checkpoint written to a temp file, fsynced and renamed, and only then named by the manifest. A process killed
 anywhere reopens in the last committed state: a torn vector append is cut, slots newer than the checkpoint are
 re-added from the vectors file, and a checkpoint from another epoch is ignored and rebuilt.
+
+Threads: one writer at a time (the write lock), any number of readers on the current `Snapshot` (see snapshot.py
+and searching.py). Work that is too heavy for a write call (rebuilds, keyword refresh, checkpoints) runs on the
+collection's background thread (see maintenance.py).
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
+import json
 import shutil
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from embedops._io import atomic_dir, atomic_write_json, file_sha256
-from embedops.errors import InputError
-from embedops.index.ann import AnnIndex, plan_index
-from embedops.index.base import Filter, Hit, IndexSpec, Record
+from embedops._io import atomic_dir, file_sha256
+from embedops.errors import InputError, MissingDependencyError
+from embedops.index.ann import AnnIndex, Plan, plan_index
+from embedops.index.background import BackgroundWorker
+from embedops.index.base import IndexSpec
+from embedops.index.bm25 import KeywordIndex
+from embedops.index.locks import LOCK_NAME, RWLock, WriteLock
+from embedops.index.maintenance import MANIFEST, MaintenanceMixin
 from embedops.index.searching import SearchMixin
+from embedops.index.snapshot import Snapshot, StateVersion, frozen_mask
 from embedops.index.sqlite_store import DB_NAME, ContentStore
 from embedops.index.vectorfile import VectorFile
 
-MANIFEST = "index.json"
 FORMAT_VERSION = 1
+Refresh = Literal["background", "now", "none"]
+REFRESH_MODES = ("background", "now", "none")
 
 
-class FaissStore(SearchMixin):
-    """FAISS + SQLite vector store with upsert, delete, filtered search, recommend and atomic persistence."""
+class FaissStore(SearchMixin, MaintenanceMixin):
+    """FAISS + SQLite vector store: upsert, delete, filtered dense and BM25 search, recommend, atomic persistence."""
 
     def __init__(self, folder: str | Path, *, repair: bool = False):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise InputError("collection folder not found", where=str(self.folder))
         self.content = ContentStore(self.folder)
+        self._rw = RWLock()
+        self._write_lock = WriteLock(self.folder)
+        self._keyword_lock = threading.Lock()  # one keyword build at a time
+        self._worker = BackgroundWorker(str(self.folder))
+        self._writes = threading.local()  # generation of each thread's last write (read-your-writes token)
+        self._closed = False
+        self._damaged = False  # a publish failed after its commit: reload from disk before the next write
+        self._keyword_saved: KeywordIndex | None = None
         try:
-            self._load(repair)
+            with self._write_lock:
+                self._snap: Snapshot = self._load(repair)
         except BaseException:
             self.content.close()
+            self._write_lock.close()
             raise
 
     # -- creation and opening ---------------------------------------------------------------
@@ -78,40 +102,39 @@ class FaissStore(SearchMixin):
             (tmp / "vectors.0.f32").touch()
         return cls(folder)
 
-    def _load(self, repair: bool) -> None:
+    def _load(self, repair: bool) -> Snapshot:
+        """Read the committed state from disk (write lock held) and return it as a snapshot."""
         c = self.content
-        if c.get_meta("format") is None:
+        meta = c.all_meta(c.conn)
+        if meta.get("format") is None:
             raise InputError("not a collection database (no format marker)", where=str(c.path))
-        self.dimension = int(c.get_meta("dimension"))
-        self.spec = IndexSpec.from_dict(c.get_meta("spec", {}))
-        self.epoch = int(c.get_meta("epoch", 0))
-        self._ids, self._live = c.ids_and_live()
-        self.vectors = VectorFile(self.folder / f"vectors.{self.epoch}.f32", self.dimension, len(self._ids))
-        self._selector_cache = None
-        self._all_live = bool(self._live.all())
-        self.ann = self._load_checkpoint(repair)
-        missing = len(self._ids) - self.ann.ntotal
-        if missing > 0:  # committed after the last checkpoint: re-add from the vectors file
-            self.ann.add(self.vectors.array[self.ann.ntotal :])
-        self._remove_strays()
+        self.dimension = int(meta["dimension"])
+        self.spec = IndexSpec.from_dict(meta.get("spec", {}))
+        epoch, generation = int(meta.get("epoch", 0)), int(meta.get("generation", 0))
+        ids, live = c.ids_and_live(c.conn)
+        vfile = VectorFile(self.folder / f"vectors.{epoch}.f32", self.dimension, len(ids))
+        vectors = vfile.map(len(ids))
+        ann = self._load_checkpoint(repair, epoch, ids, live, vectors)
+        if len(ids) > ann.ntotal:  # committed after the last checkpoint: re-add from the vectors file
+            ann.add(np.asarray(vectors[ann.ntotal :]))
+        self._vfile = vfile
+        keyword = self._load_keyword(epoch, len(ids), generation)
+        snap = Snapshot(epoch, generation, ann, ids, len(ids), frozen_mask(live), int(live.sum()), vectors, keyword)
+        self._remove_strays(vfile.path.name)
+        return snap
 
-    def _load_checkpoint(self, repair: bool) -> AnnIndex:
-        live = int(self._live.sum())
+    def _load_checkpoint(self, repair: bool, epoch: int, ids: list[str], live: np.ndarray,
+                         vectors: np.ndarray) -> AnnIndex:
         manifest_path = self.folder / MANIFEST
         manifest = None
         if manifest_path.is_file():
-            import json
-
             try:
                 manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 if not repair:
                     raise InputError(f"the index manifest is unreadable: {exc}", where=str(manifest_path),
                                      hint="open with repair=True to rebuild it") from exc
-        usable = manifest is not None and manifest.get("epoch") == self.epoch and not repair
-        if usable:
-            from embedops.index.ann import Plan
-
+        if manifest is not None and manifest.get("epoch") == epoch and not repair:
             plan = Plan(**manifest["plan"])
             path = self.folder / manifest["file"]
             if not path.is_file():
@@ -122,20 +145,32 @@ class FaissStore(SearchMixin):
                                  where=str(path), hint="Collection.open(path, repair=True) or `embedops index "
                                  "rebuild` rebuilds it from the stored vectors; the SQLite data was not touched")
             ann = AnnIndex.read(path, plan, self.dimension, self.spec)
-            if ann.ntotal > len(self._ids):
-                raise InputError(f"the FAISS index holds {ann.ntotal} vectors, the database {len(self._ids)}",
+            if ann.ntotal > len(ids):
+                raise InputError(f"the FAISS index holds {ann.ntotal} vectors, the database {len(ids)}",
                                  where=str(path), hint="open with repair=True to rebuild it")
-            self._checkpoint = (manifest["file"], ann.ntotal)
+            self._checkpoint = (manifest["file"], ann.ntotal, int(manifest["size"]))
             return ann
-        plan = plan_index(self.spec, self.dimension, live)
-        ann = AnnIndex(plan, self.dimension, self.spec)
-        if len(self._ids):
-            ann.train(self.vectors.array[self._live] if live else self.vectors.array)
-        self._checkpoint = (None, 0)
+        count = int(live.sum())
+        ann = AnnIndex(plan_index(self.spec, self.dimension, count), self.dimension, self.spec)
+        if len(ids):
+            ann.train(np.asarray(vectors[live] if count else vectors))
+        self._checkpoint = (None, 0, 0)
         return ann
 
-    def _remove_strays(self) -> None:
-        keep = {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", MANIFEST, self.vectors.path.name}
+    def _load_keyword(self, epoch: int, slots: int, generation: int) -> KeywordIndex | None:
+        """The saved keyword index when it covers this state, else one built now (at open, not at a search)."""
+        try:
+            saved = KeywordIndex.load(self.folder)
+            if saved is not None and saved.matches(epoch, slots):
+                self._keyword_saved = saved
+                return saved
+            found, texts = self.content.live_texts(slots, self.content.conn)
+            return KeywordIndex.build(found, texts, epoch, slots, generation)
+        except MissingDependencyError:
+            return None  # keyword search then names the extra to install
+
+    def _remove_strays(self, vectors_name: str) -> None:
+        keep = {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", MANIFEST, LOCK_NAME, vectors_name}
         if self._checkpoint[0]:
             keep.add(self._checkpoint[0])
         for p in self.folder.iterdir():
@@ -147,36 +182,61 @@ class FaissStore(SearchMixin):
 
     # -- facts ------------------------------------------------------------------------------
     def __len__(self) -> int:
-        return int(self._live.sum())
+        return self._snap.live_count
+
+    def count(self) -> int:
+        """Live documents."""
+        return self._snap.live_count
+
+    def ids(self) -> list[str]:
+        """Ids of all live documents, in slot order."""
+        snap = self._snap
+        return [snap.ids[i] for i in np.flatnonzero(snap.live)]
+
+    @property
+    def ann(self) -> AnnIndex:
+        """The current FAISS index (for measurements; searches go through `search`)."""
+        return self._snap.ann
+
+    @property
+    def epoch(self) -> int:
+        """Compactions so far (slots are renumbered by each)."""
+        return self._snap.epoch
 
     @property
     def generation(self) -> int:
-        """Committed write transactions so far."""
-        return self.content.generation
+        """Committed write transactions in the state searches currently see."""
+        return self._snap.generation
+
+    @property
+    def version(self) -> StateVersion:
+        """The state searches read now (epoch, generation, keyword index coverage); one attribute read."""
+        return self._snap.version
+
+    @property
+    def last_write_generation(self) -> int | None:
+        """Generation committed by the calling thread's latest write (a read-your-writes token); None before."""
+        return getattr(self._writes, "generation", None)
 
     def facts(self) -> dict[str, Any]:
         """Everything recorded in the collection's meta table."""
-        rows = self.content.conn.execute("SELECT key, value FROM meta").fetchall()
-        import json
+        self._check_open()
+        return self.content.all_meta()
 
-        return {k: json.loads(v) for k, v in rows}
-
-    def info(self) -> dict[str, Any]:
-        """Size, index choice and parameters, memory per vector, files."""
-        files = {p.name: p.stat().st_size for p in sorted(self.folder.iterdir()) if p.is_file()}
-        return {
-            "path": str(self.folder), "documents": len(self), "deleted": len(self._ids) - len(self),
-            "dimension": self.dimension, "epoch": self.epoch, "generation": self.generation,
-            "spec": self.spec.as_dict(), "index": self.ann.plan.as_dict(),
-            "index_bytes_per_vector": round(self.ann.bytes_per_vector(), 1),
-            "float_bytes_per_vector": 4 * self.dimension, "checkpoint": self._checkpoint[0],
-            "unsaved_vectors": self.ann.ntotal - self._checkpoint[1], "files": files,
-        }
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InputError("the collection is closed", where=str(self.folder))
 
     # -- writes -----------------------------------------------------------------------------
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[dict[str, Any]] | None = None,
-               texts: Sequence[str | None] | None = None) -> int:
-        """Insert or replace (same id) documents in one transaction; returns how many were written."""
+               texts: Sequence[str | None] | None = None, *, refresh: Refresh = "background") -> int:
+        """Insert or replace (same id) documents in one transaction; returns how many were written.
+
+        `refresh`: "background" schedules the keyword index refresh, "now" rebuilds it in this thread before
+        returning, "none" leaves it to the caller (`refresh()` or `schedule_refresh()`).
+        """
+        if refresh not in REFRESH_MODES:
+            raise InputError(f"refresh must be one of {', '.join(REFRESH_MODES)}, got {refresh!r}", where="upsert")
         ids = self._check_ids(ids)
         vectors = self._check_vectors(vectors, ids)
         n = len(ids)
@@ -193,155 +253,92 @@ class FaissStore(SearchMixin):
                 raise InputError(f"text must be a string, got {type(t).__name__}", where=f"batch index {i}")
         if n == 0:
             return 0
-        replaced = self.content.live_slots(ids)
-        start = self.vectors.append(vectors)
-        try:
-            with self.content.transaction():
-                self.content.mark_deleted(list(replaced.values()))
-                self.content.insert(start, ids, txts, metas)
-        except BaseException:
-            self.vectors.rollback()
-            raise
-        self.vectors.commit(n)
-        self._ids.extend(ids)
-        self._live = np.concatenate([self._live, np.ones(n, dtype=bool)])
-        if replaced:
-            self._live[list(replaced.values())] = False
-        self._selector_cache = None
-        self._all_live = bool(self._live.all())
-        self.ann.add(vectors)
-        self._after_write()
+        c = self.content
+        with self._write_lock:
+            self._check_open()
+            snap = self._sync()
+            c.begin()
+            appended = False
+            try:
+                replaced = c.live_slots(ids, c.conn)
+                start = self._vfile.append(vectors)  # fsynced before the commit that makes the slots visible
+                appended = True
+                c.mark_deleted(list(replaced.values()))
+                c.insert(start, ids, txts, metas)
+                generation = c.bump_generation()
+                live = np.concatenate([snap.live, np.ones(n, dtype=bool)])
+                if replaced:
+                    live[list(replaced.values())] = False
+                new = Snapshot(snap.epoch, generation, snap.ann, snap.ids, start + n, frozen_mask(live),
+                               int(live.sum()), self._vfile.map(start + n))
+                new = self._publish(new, vectors, ids, textless=all(t is None for t in txts))
+            except BaseException:
+                c.rollback()
+                if appended and self._vfile.count == start:
+                    self._vfile.rollback()
+                raise
+            self._writes.generation = generation
+            stale = new.keyword is not None and not new.keyword.matches(new.epoch, new.slots)
+            self._after_write(new, stale and refresh == "background")
+        if stale and refresh == "now":
+            self.refresh()
         return n
 
     def delete(self, ids: Sequence[str]) -> int:
-        """Mark documents deleted (compacted away on the next rebuild); returns how many existed."""
+        """Mark documents deleted (compacted away by a later rebuild); returns how many existed."""
         ids = self._check_ids(ids, allow_duplicates=True)
-        found = self.content.live_slots(ids)
-        if not found:
-            return 0
-        with self.content.transaction():
-            self.content.mark_deleted(list(found.values()))
-        self._live[list(found.values())] = False
-        self._selector_cache = None
-        self._all_live = bool(self._live.all())
-        self._after_write()
+        c = self.content
+        with self._write_lock:
+            self._check_open()
+            snap = self._sync()
+            c.begin()
+            try:
+                found = c.live_slots(ids, c.conn)
+                if not found:
+                    c.rollback()
+                    return 0
+                c.mark_deleted(list(found.values()))
+                generation = c.bump_generation()
+                live = snap.live.copy()
+                live[list(found.values())] = False
+                new = Snapshot(snap.epoch, generation, snap.ann, snap.ids, snap.slots, frozen_mask(live),
+                               int(live.sum()), snap.vectors)
+                new = self._publish(new, None, None)
+            except BaseException:
+                c.rollback()
+                raise
+            self._writes.generation = generation
+            # Deletions leave the keyword index current: searches mask deleted slots with the live mask.
+            self._after_write(new, False)
         return len(found)
 
-    def _after_write(self) -> None:
-        live = len(self)
-        want = plan_index(self.spec, self.dimension, live)
-        deleted = len(self._ids) - live
-        current = self.ann.plan.kind
-        # Hysteresis: an auto HNSW index goes back to Flat only well below the threshold, so a collection that
-        # hovers around it does not rebuild on every write.
-        shrink_ok = not (current == "hnsw" and want.kind == "flat" and live > self.spec.hnsw_threshold // 2)
-        # A quantiser trained on a small first batch fits the data badly: retrain once the collection grew 10x.
-        stale_training = self.ann.needs_training_data and live >= 1000 and live > 10 * self.ann.trained_on
-        if (want.kind != current and shrink_ok) or stale_training or (deleted > 1000 and deleted > live):
-            self.rebuild()
-        elif self.ann.ntotal - self._checkpoint[1] > max(50_000, self._checkpoint[1]):
-            self.flush()
+    def _publish(self, new: Snapshot, vectors: np.ndarray | None, ids: list[str] | None, *,
+                 textless: bool = False) -> Snapshot:
+        """Commit and make the new state visible at once: no reader runs between the commit and the swap.
 
-    def rebuild(self, spec: IndexSpec | None = None) -> dict[str, Any]:
-        """Compact deleted rows and build a fresh index (optionally with a new spec) under a new epoch."""
-        spec = spec or self.spec
-        live_slots = np.flatnonzero(self._live)
-        plan = plan_index(spec, self.dimension, len(live_slots))
-        new_epoch = self.epoch + 1
-        vec_path = self.folder / f"vectors.{new_epoch}.f32"
-        kept_vectors = self.vectors.rows(live_slots) if len(live_slots) else np.zeros((0, self.dimension), "f4")
-        VectorFile.write_new(vec_path, kept_vectors)
-        ann = AnnIndex(plan, self.dimension, spec)
-        ann.add(kept_vectors)
-        old_vectors = self.vectors
-        with self.content.transaction():
-            kept = self.content.compact()
-            if not np.array_equal(kept, live_slots):
-                raise RuntimeError("live rows changed during rebuild")  # pragma: no cover - single writer
-            self.content.set_meta("epoch", new_epoch)
-            self.content.set_meta("spec", spec.as_dict())
-        old_vectors.close()
-        self.epoch, self.spec, self.ann = new_epoch, spec, ann
-        self._ids = [self._ids[i] for i in live_slots]
-        self._live = np.ones(len(self._ids), dtype=bool)
-        self.vectors = VectorFile(vec_path, self.dimension, len(self._ids))
-        self._selector_cache = None
-        self._all_live = bool(self._live.all())
-        self._checkpoint = (None, 0)
-        self.flush()
-        return self.info()
-
-    def flush(self) -> None:
-        """Write the FAISS checkpoint: temp file, fsync, rename, then the manifest that names it."""
-        if self._checkpoint[0] and self._checkpoint[1] == self.ann.ntotal:
-            return
-        name = f"index.{self.epoch}.{self.generation}.faiss"
-        final = self.folder / name
-        tmp = self.folder / f".{name}.tmp"
-        self.ann.write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        atomic_write_json(self.folder / MANIFEST, {
-            "epoch": self.epoch, "generation": self.generation, "ntotal": self.ann.ntotal, "file": name,
-            "size": final.stat().st_size, "sha256": file_sha256(final), "plan": self.ann.plan.as_dict(),
-        })
-        self._checkpoint = (name, self.ann.ntotal)
-        self._remove_strays()
-
-    def close(self) -> None:
-        """Write the checkpoint if needed and close the database."""
-        if getattr(self, "ann", None) is not None and self.content.conn is not None:
-            self.flush()
-        self.vectors.close()
-        self.content.close()
-
-    def __enter__(self) -> FaissStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- reads ------------------------------------------------------------------------------
-    def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[Record | None]:
-        """Stored records in the order asked; None for ids that do not exist."""
-        ids = self._check_ids(ids, allow_duplicates=True)
-        slots = self.content.live_slots(ids)
-        rows = self.content.rows(list(slots.values()))
-        out: list[Record | None] = []
-        for doc_id in ids:
-            slot = slots.get(doc_id)
-            if slot is None:
-                out.append(None)
-                continue
-            _, text, meta = rows[slot]
-            vec = np.array(self.vectors.array[slot]) if with_vectors else None
-            out.append(Record(doc_id, text, meta, vec))
-        return out
-
-    def recommend(self, positive_ids: Sequence[str], negative_ids: Sequence[str] = (), k: int = 10,
-                  filter: Filter | None = None) -> list[Hit]:
-        """More like `positive_ids`, less like `negative_ids` (Qdrant's average-vector rule); examples excluded.
-
-        query = mean(positive) + (mean(positive) - mean(negative)), or mean(positive) without negatives.
+        The keyword index is taken from the snapshot current at the swap (a refresh may have swapped in a newer
+        one since this write began); slots added without text leave a current keyword index current.
         """
-        pos = self._check_ids(positive_ids, allow_duplicates=True)
-        neg = self._check_ids(negative_ids, allow_duplicates=True) if negative_ids else []
-        if not pos:
-            raise InputError("recommend needs at least one positive id", where="positive_ids")
-        slots = self.content.live_slots(pos + neg)
-        unknown = [i for i in pos + neg if i not in slots]
-        if unknown:
-            raise InputError(f"unknown id(s) {unknown[:5]}", where="positive_ids" if unknown[0] in pos
-                             else "negative_ids")
-        query = self.vectors.rows(np.array([slots[i] for i in pos])).mean(axis=0)
-        if neg:
-            query = 2 * query - self.vectors.rows(np.array([slots[i] for i in neg])).mean(axis=0)
-        norm = float(np.linalg.norm(query))
-        if norm > 0:
-            query = query / norm
-        exclude = np.array(sorted(set(slots.values())), dtype=np.int64)
-        return self._search(query[None, :].astype(np.float32), k, filter, exclude=exclude)[0]
+        self._rw.acquire_write()
+        try:
+            self.content.commit()
+            try:
+                if vectors is not None:
+                    self._vfile.commit(len(vectors))
+                    new.ann.add(vectors)
+                    new.ids.extend(ids)
+                keyword = self._snap.keyword
+                if textless and keyword is not None and keyword.matches(new.epoch, self._snap.slots):
+                    keyword = keyword.covering(new.slots, new.generation)
+                new = dataclasses.replace(new, keyword=keyword)
+                self._snap = new
+            except BaseException:
+                # Committed but not published: readers keep the old snapshot; the next write reloads from disk.
+                self._damaged = True
+                raise
+        finally:
+            self._rw.release_write()
+        return new
 
     # -- validation -------------------------------------------------------------------------
     @staticmethod

@@ -3,7 +3,7 @@
 SQLite is the collection's commit point. Each row has a `slot`, its position in the vectors file and in the FAISS
 index of the current *epoch*; slots are append-only within an epoch, and a rebuild compacts them under a new epoch
 in one transaction. `generation` counts committed writes, so derived files (FAISS checkpoint, BM25 index) can say
-which state they match.
+which state they match, and a writer can tell that another process wrote since it last looked.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,13 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 class ContentStore:
-    """SQLite rows and collection facts; every write method runs inside `transaction()`."""
+    """SQLite rows and collection facts.
+
+    Two kinds of connection: the writer's (only used under the collection's write lock, with explicit
+    `begin` / `commit` so there is never a nested BEGIN) and one read-only connection per reading thread (sqlite3
+    connections must not be shared between threads that use them at the same time). Read methods take the
+    connection to use; by default the calling thread's reader.
+    """
 
     def __init__(self, folder: str | Path, *, create: bool = False):
         self.path = Path(folder) / DB_NAME
@@ -44,36 +52,78 @@ class ContentStore:
             raise InputError("not a collection (no collection.db)", where=str(Path(folder)))
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves so a batch is one transaction.
-            self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.conn: sqlite3.Connection | None = self._connect()
             self.conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed upsert survives power loss, not only a killed process.
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise InputError(f"cannot open the collection database: {exc}", where=str(self.path)) from exc
-        self._field_types: dict[str, set[str]] = {}
+        self._local = threading.local()
+        # Each reader with the thread that owns it, so readers of finished threads get closed, not leaked.
+        self._readers: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
+        self._readers_lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        # check_same_thread=False only so close() may close every thread's reader; each is used by one thread.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        return conn
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection (opened on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if self.conn is None:
+            raise InputError("the collection is closed", where=str(self.path.parent))
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            with self._readers_lock:
+                gone = [c for ref, c in self._readers if (t := ref()) is None or not t.is_alive()]
+                self._readers = [(ref, c) for ref, c in self._readers if all(c is not g for g in gone)]
+                self._readers.append((weakref.ref(threading.current_thread()), conn))
+            for old in gone:
+                with contextlib.suppress(sqlite3.Error):
+                    old.close()
+            self._local.conn = conn
+        return conn
 
     # -- transactions and facts -------------------------------------------------------------
+    def begin(self) -> None:
+        """BEGIN IMMEDIATE on the writer connection (the caller holds the write lock)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def bump_generation(self) -> int:
+        """Count this transaction as one more committed write; returns the new generation (inside begin)."""
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES('generation', '1') ON CONFLICT(key) DO UPDATE "
+            "SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+        )
+        return int(self.get_meta("generation", 0, self.conn))
+
+    def commit(self) -> None:
+        """COMMIT the writer's transaction."""
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """ROLLBACK the writer's transaction if one is open (safe to call after a commit)."""
+        if self.conn is not None and self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; bumps `generation`."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """begin ... bump generation ... commit, rolled back on any error (for writes with nothing to publish)."""
+        self.begin()
         try:
             yield self.conn
-            self.conn.execute(
-                "INSERT INTO meta(key, value) VALUES('generation', '1') ON CONFLICT(key) DO UPDATE "
-                "SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
-            )
-            self.conn.execute("COMMIT")
+            self.bump_generation()
+            self.commit()
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.rollback()
             raise
-        finally:
-            self._field_types.clear()
 
-    def get_meta(self, key: str, default: Any = None) -> Any:
+    def get_meta(self, key: str, default: Any = None, conn: sqlite3.Connection | None = None) -> Any:
         """A JSON value from the meta table."""
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = (conn or self.reader()).execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else json.loads(row[0])
 
     def set_meta(self, key: str, value: Any) -> None:
@@ -81,22 +131,26 @@ class ContentStore:
         self.conn.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = "
                           "excluded.value", (key, json.dumps(value)))
 
-    @property
-    def generation(self) -> int:
-        """Number of committed write transactions."""
-        return int(self.get_meta("generation", 0))
+    def all_meta(self, conn: sqlite3.Connection | None = None) -> dict[str, Any]:
+        """Every fact of the meta table."""
+        return {k: json.loads(v) for k, v in (conn or self.reader()).execute("SELECT key, value FROM meta")}
 
-    def slot_count(self) -> int:
+    def generation(self, conn: sqlite3.Connection | None = None) -> int:
+        """Number of committed write transactions."""
+        return int(self.get_meta("generation", 0, conn))
+
+    def slot_count(self, conn: sqlite3.Connection | None = None) -> int:
         """Slots used in this epoch (live and deleted)."""
-        row = self.conn.execute("SELECT MAX(slot) FROM docs").fetchone()
+        row = (conn or self.reader()).execute("SELECT MAX(slot) FROM docs").fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
 
-    def ids_and_live(self) -> tuple[list[str], np.ndarray]:
+    def ids_and_live(self, conn: sqlite3.Connection | None = None) -> tuple[list[str], np.ndarray]:
         """Id of every slot and a boolean live mask, in slot order."""
-        n = self.slot_count()
+        conn = conn or self.reader()
+        n = self.slot_count(conn)
         ids: list[str] = [""] * n
         live = np.zeros(n, dtype=bool)
-        for slot, doc_id, deleted in self.conn.execute("SELECT slot, id, deleted FROM docs"):
+        for slot, doc_id, deleted in conn.execute("SELECT slot, id, deleted FROM docs"):
             ids[slot] = doc_id
             live[slot] = not deleted
         return ids, live
@@ -131,58 +185,77 @@ class ContentStore:
         return kept
 
     # -- reads -------------------------------------------------------------------------------
-    def live_slots(self, ids: Sequence[str]) -> dict[str, int]:
+    def live_slots(self, ids: Sequence[str], conn: sqlite3.Connection | None = None) -> dict[str, int]:
         """Slot of each live id among `ids` (unknown ids are absent)."""
+        conn = conn or self.reader()
         out: dict[str, int] = {}
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
-            for doc_id, slot in self.conn.execute(
+            for doc_id, slot in conn.execute(
                 f"SELECT id, slot FROM docs WHERE deleted = 0 AND id IN ({marks})", chunk
             ):
                 out[doc_id] = slot
         return out
 
-    def rows(self, slots: Sequence[int]) -> dict[int, tuple[str, str | None, dict[str, Any]]]:
+    def rows(self, slots: Sequence[int], conn: sqlite3.Connection | None = None
+             ) -> dict[int, tuple[str, str | None, dict[str, Any]]]:
         """(id, text, metadata) for each slot."""
+        conn = conn or self.reader()
         out: dict[int, tuple[str, str | None, dict[str, Any]]] = {}
         slots = [int(s) for s in slots]
         for start in range(0, len(slots), 500):
             chunk = slots[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for slot, doc_id, text, meta in self.conn.execute(
+            for slot, doc_id, text, meta in conn.execute(
                 f"SELECT slot, id, text, meta FROM docs WHERE slot IN ({marks})", chunk
             ):
                 out[slot] = (doc_id, text, json.loads(meta))
         return out
 
-    def live_texts(self) -> tuple[list[int], list[str]]:
-        """Slots and texts of all live rows that have text (for the keyword index)."""
+    def live_texts(self, below: int, conn: sqlite3.Connection | None = None) -> tuple[list[int], list[str]]:
+        """Slots (< below) and texts of the live rows that have text, in slot order (for the keyword index)."""
         slots, texts = [], []
-        for slot, text in self.conn.execute(
-            "SELECT slot, text FROM docs WHERE deleted = 0 AND text IS NOT NULL ORDER BY slot"
+        for slot, text in (conn or self.reader()).execute(
+            "SELECT slot, text FROM docs WHERE deleted = 0 AND text IS NOT NULL AND slot < ? ORDER BY slot", (below,)
         ):
             slots.append(slot)
             texts.append(text)
         return slots, texts
 
-    def field_types(self, fields: Sequence[str]) -> dict[str, set[str]]:
-        """JSON types each field takes among live rows (cached until the next write)."""
-        for field in fields:
-            if field not in self._field_types:
-                rows = self.conn.execute(
-                    "SELECT DISTINCT json_type(meta, ?) FROM docs WHERE deleted = 0", (json_path(field),)
-                )
-                self._field_types[field] = {r[0] for r in rows if r[0] is not None and r[0] != "null"}
-        return {f: self._field_types[f] for f in fields}
+    def field_types(self, field: str, conn: sqlite3.Connection | None = None) -> set[str]:
+        """JSON types a field takes among live rows."""
+        rows = (conn or self.reader()).execute(
+            "SELECT DISTINCT json_type(meta, ?) FROM docs WHERE deleted = 0", (json_path(field),)
+        )
+        return {r[0] for r in rows if r[0] is not None and r[0] != "null"}
 
-    def matching_slots(self, conditions: list[Condition]) -> np.ndarray:
+    def matching_slots(self, conditions: list[Condition], conn: sqlite3.Connection | None = None) -> np.ndarray:
         """Live slots whose metadata satisfies every condition."""
         where, params = to_sql(conditions)
-        rows = self.conn.execute(f"SELECT slot FROM docs WHERE deleted = 0 AND {where}", params)
+        rows = (conn or self.reader()).execute(f"SELECT slot FROM docs WHERE deleted = 0 AND {where}", params)
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
+    def integrity(self, conn: sqlite3.Connection | None = None) -> list[str]:
+        """Problems SQLite itself finds (PRAGMA integrity_check) and live ids stored twice."""
+        conn = conn or self.reader()
+        problems = [f"sqlite: {r[0]}" for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
+        for doc_id, n in conn.execute(
+            "SELECT id, COUNT(*) FROM docs WHERE deleted = 0 GROUP BY id HAVING COUNT(*) > 1 LIMIT 5"
+        ):
+            problems.append(f"id {doc_id!r} is live in {n} rows")
+        row = conn.execute("SELECT COUNT(*), MAX(slot) FROM docs").fetchone()
+        if row[0] and row[0] != row[1] + 1:
+            problems.append(f"slots are not contiguous: {row[0]} rows, highest slot {row[1]}")
+        return problems
+
     def close(self) -> None:
-        """Close the connection."""
-        with contextlib.suppress(sqlite3.Error):
-            self.conn.close()
+        """Close the writer's and every thread's reader connection."""
+        with self._readers_lock:
+            conns, self._readers = [c for _, c in self._readers], []
+        if self.conn is not None:
+            conns.append(self.conn)
+            self.conn = None
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()

@@ -38,7 +38,6 @@ class VectorFile:
                 fh.truncate(committed * self.row_bytes)
                 os.fsync(fh.fileno())
         self.count = committed
-        self._map: np.ndarray | None = None
 
     def append(self, vectors: np.ndarray) -> int:
         """Write rows at the end and fsync; returns the first new slot."""
@@ -52,28 +51,19 @@ class VectorFile:
         return start
 
     def commit(self, added: int) -> None:
-        """Make appended rows visible after their transaction committed."""
+        """Count appended rows as committed after their transaction committed."""
         self.count += added
-        self._map = None
 
     def rollback(self) -> None:
         """Forget an append whose transaction failed."""
         with open(self.path, "r+b") as fh:
             fh.truncate(self.count * self.row_bytes)
 
-    @property
-    def array(self) -> np.ndarray:
-        """All committed rows as a read-only memory map (empty array when none)."""
-        if self._map is None:
-            if self.count == 0:
-                self._map = np.zeros((0, self.dimension), dtype=np.float32)
-            else:
-                self._map = np.memmap(self.path, dtype=np.float32, mode="r", shape=(self.count, self.dimension))
-        return self._map
-
-    def rows(self, slots: np.ndarray) -> np.ndarray:
-        """Rows for the given slots, in memory."""
-        return np.asarray(self.array[slots])
+    def map(self, count: int) -> np.ndarray:
+        """The first `count` rows as a read-only memory map (a snapshot's view; later appends do not change it)."""
+        if count == 0:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.memmap(self.path, dtype=np.float32, mode="r", shape=(count, self.dimension))
 
     @staticmethod
     def write_new(path: Path, vectors: np.ndarray) -> None:
@@ -83,7 +73,3 @@ class VectorFile:
                 fh.write(np.ascontiguousarray(vectors[start : start + 65_536], dtype=np.float32).tobytes())
             fh.flush()
             os.fsync(fh.fileno())
-
-    def close(self) -> None:
-        """Drop the memory map."""
-        self._map = None

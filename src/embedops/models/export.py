@@ -1,4 +1,8 @@
-"""Export a sentence-transformers model to ONNX once, cache it next to the model, and detect stale or damaged files.
+"""Export a sentence-transformers model to ONNX once, cache it, and detect stale or damaged files.
+
+Exports (and the int8 files made from them) live in `cache_root()/onnx/<fingerprint>`, keyed by the content of the
+source model, never inside the model folder: writing there would change the folder, and with it the identity of a
+registry version or of any collection built with it.
 
 The exported graph is the model's whole module chain (Transformer, Pooling, Dense, Normalize ...), so pooling and
 normalisation are the model's own, not a re-implementation. The tokenizer is saved as `tokenizer.json` with the
@@ -10,17 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import sys
-import sysconfig
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from embedops._io import atomic_dir, atomic_write_json, file_sha256
+from embedops._io import atomic_dir, atomic_write_json, cache_root, file_sha256
 from embedops.errors import ModelError
+from embedops.models.identity import cached_file_sha256, source_weights_hash
 from embedops.models.loading import ModelSource, resolve_model
 
 log = logging.getLogger(__name__)
@@ -30,9 +32,6 @@ EXPORT_FORMAT = 2  # bump when the layout or the wrapper below changes: old cach
 MANIFEST = "manifest.json"
 FP32_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
-_WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth"}
-_CONFIG_NAMES = {"config.json", "modules.json", "sentence_bert_config.json", "tokenizer.json", "vocab.txt",
-                 "tokenizer_config.json", "special_tokens_map.json", "config_sentence_transformers.json"}
 
 
 @dataclass
@@ -72,38 +71,16 @@ def _library_versions() -> dict[str, str]:
 
 
 def source_fingerprint(source: ModelSource) -> str:
-    """Hash of the source weights and configs + export settings + library versions."""
+    """Hash of the source model's content (weights, configs, tokenizer) + export settings + library versions."""
     h = hashlib.sha256()
     h.update(json.dumps({"format": EXPORT_FORMAT, "opset": OPSET, "versions": _library_versions()},
                         sort_keys=True).encode())
-    if source.path is None:
-        h.update(f"hub:{source.hf_id}".encode())  # the hub cache is keyed by the id; its files are read-only
-        return h.hexdigest()[:20]
-    for f in sorted(source.path.rglob("*")):
-        if not f.is_file() or "onnx" in f.relative_to(source.path).parts:
-            continue
-        if f.suffix in _WEIGHT_SUFFIXES or f.name in _CONFIG_NAMES:
-            h.update(str(f.relative_to(source.path)).encode())
-            h.update(file_sha256(f).encode())
+    h.update(source_weights_hash(source).encode())
     return h.hexdigest()[:20]
 
 
-def _is_writable_user_folder(path: Path) -> bool:
-    """A local model folder we may write `onnx/` into: writable and not inside an installed package."""
-    site_dirs = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")} | {sys.prefix, sys.base_prefix}
-    resolved = path.resolve()
-    for d in site_dirs:
-        if d and "site-packages" in d and resolved.is_relative_to(Path(d).resolve()):
-            return False
-    return os.access(resolved, os.W_OK)
-
-
 def export_folder(source: ModelSource, fingerprint: str) -> Path:
-    """`<model>/onnx/` for a writable local folder, else `cache_root()/onnx/<fingerprint>`."""
-    if source.path is not None and _is_writable_user_folder(source.path):
-        return source.path / "onnx"
-    from embedops.eval.cache import cache_root
-
+    """`cache_root()/onnx/<fingerprint>`: shared by every copy of the same model, and never inside its folder."""
     return cache_root() / "onnx" / fingerprint
 
 
@@ -123,7 +100,7 @@ def verify_export(folder: Path, fingerprint: str) -> tuple[dict[str, Any] | None
         path = folder / name
         if not path.is_file():
             return None, f"{name} is missing"
-        if expected != file_sha256(path):
+        if expected != cached_file_sha256(path):
             return None, f"{name} does not match its recorded hash (damaged or edited)"
     return manifest, "ok"
 
@@ -270,6 +247,6 @@ def int8_status(exported: ExportedModel) -> tuple[bool, str]:
     if not path.is_file():
         return False, "no int8 model yet"
     expected = exported.manifest.get("files", {}).get(INT8_FILE)
-    if not expected or expected != file_sha256(path):
+    if not expected or expected != cached_file_sha256(path):
         return False, f"{INT8_FILE} does not match its recorded hash (damaged or not accepted by the gate)"
     return True, "ok"

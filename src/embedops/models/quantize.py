@@ -1,8 +1,9 @@
 """int8 quantisation of an ONNX export, accepted only through a quality gate against the float model.
 
 The gate compares the candidate with the fp32 ONNX model (itself checked equal to sentence-transformers) on a
-calibration sample: mean and minimum cosine, and agreement of the 10 nearest neighbours; with STS pairs, the
-Spearman drop; with a BEIR folder, the nDCG@10 drop on a sample. A candidate that fails is deleted, never installed.
+calibration sample: mean and minimum cosine, and agreement of the 10 nearest neighbours. Task metrics (STS Spearman
+drop, nDCG@10 drop) belong to `eval`, which this package must not import: the caller passes them as `extra_checks`
+(`embedops.eval.quant_gate.metric_checks(...)`). A candidate that fails is deleted, never installed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,11 +21,9 @@ import numpy as np
 
 from embedops._optional import require
 from embedops.config.schema import QuantizationGate
-from embedops.data.beir import BeirDataset
-from embedops.data.sts import StsPairs
 from embedops.errors import InputError
 from embedops.models.export import ExportedModel, ensure_export, record_int8
-from embedops.models.loading import resolve_model
+from embedops.models.loading import Resolver, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,9 @@ def quantize_file(src: Path, dst: Path, recipe: QuantRecipe = DEFAULT_RECIPE,
     common = {"per_channel": recipe.per_channel, "reduce_range": recipe.reduce_range,
               "op_types_to_quantize": list(recipe.op_types), "nodes_to_exclude": exclude,
               "weight_type": q.QuantType.QInt8}
-    logging.getLogger("root").setLevel(logging.ERROR)  # onnxruntime's "consider pre-processing" advice is noise
     if recipe.method == "dynamic":
-        q.quantize_dynamic(str(src), str(dst), **common)
+        with quiet_onnxruntime():
+            q.quantize_dynamic(str(src), str(dst), **common)
         return
     if not calibration_feeds:
         raise InputError("static quantisation needs calibration inputs")
@@ -74,10 +74,38 @@ def quantize_file(src: Path, dst: Path, recipe: QuantRecipe = DEFAULT_RECIPE,
         def get_next(self):  # noqa: D102 - onnxruntime API
             return next(self._it, None)
 
-    q.quantize_static(str(src), str(dst), Reader(), quant_format=q.QuantFormat.QDQ,
-                      activation_type=q.QuantType.QUInt8 if not recipe.activation_symmetric else q.QuantType.QInt8,
-                      calibrate_method=q.CalibrationMethod.MinMax,
-                      extra_options={"ActivationSymmetric": recipe.activation_symmetric}, **common)
+    with quiet_onnxruntime():
+        q.quantize_static(str(src), str(dst), Reader(), quant_format=q.QuantFormat.QDQ,
+                          activation_type=q.QuantType.QUInt8 if not recipe.activation_symmetric else q.QuantType.QInt8,
+                          calibrate_method=q.CalibrationMethod.MinMax,
+                          extra_options={"ActivationSymmetric": recipe.activation_symmetric}, **common)
+
+
+class _FromOnnxRuntime(logging.Filter):
+    """Drops records logged by onnxruntime's own modules (it logs advice through the root logger)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: D102 - logging API
+        return "onnxruntime" not in Path(record.pathname).parts and not record.name.startswith("onnxruntime")
+
+
+@contextlib.contextmanager
+def quiet_onnxruntime() -> Iterator[None]:
+    """Silence onnxruntime's quantisation advice ("consider pre-processing ...") for this block only.
+
+    onnxruntime logs it through the root logger, so a filter on the root logger drops exactly its records, and its own
+    `onnxruntime` loggers are raised to ERROR; both are restored after, so no one else's logging changes.
+    """
+    root = logging.getLogger()
+    ort_logger = logging.getLogger("onnxruntime")
+    level = ort_logger.level
+    noise = _FromOnnxRuntime()
+    root.addFilter(noise)
+    ort_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.removeFilter(noise)
+        ort_logger.setLevel(level)
 
 
 def _matching_nodes(path: Path, patterns: tuple[str, ...]) -> list[str]:
@@ -162,11 +190,13 @@ def _neighbour_agreement(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
     return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(na, nb, strict=True)]))
 
 
-def run_gate(float_enc, quant_enc, texts: list[str], gate: QuantizationGate, *, sts: StsPairs | None = None,
-             retrieval: BeirDataset | None = None, batch_size: int = 32) -> list[GateCheck]:
-    """Compare the quantised encoder with the float one; every check names its threshold."""
-    from embedops.eval import evaluate_retrieval, evaluate_sts
+ExtraChecks = Callable[[Any, Any], list[GateCheck]]
+"""More gate checks given (float encoder, int8 candidate encoder): e.g. `eval.quant_gate.metric_checks(...)`."""
 
+
+def run_gate(float_enc, quant_enc, texts: list[str], gate: QuantizationGate, *,
+             extra_checks: ExtraChecks | None = None, batch_size: int = 32) -> list[GateCheck]:
+    """Compare the quantised encoder with the float one; every check names its threshold."""
     a = float_enc.encode(texts, batch_size=batch_size)
     b = quant_enc.encode(texts, batch_size=batch_size)
     cos = (a * b).sum(axis=1)
@@ -179,17 +209,8 @@ def run_gate(float_enc, quant_enc, texts: list[str], gate: QuantizationGate, *, 
         GateCheck("10-nearest-neighbour agreement", _neighbour_agreement(a, b), gate.min_neighbour_agreement,
                   "at least", "among the calibration texts"),
     ]
-    if sts is not None:
-        fs = evaluate_sts(float_enc, sts, batch_size=batch_size, use_cache=False)["spearman"]
-        qs = evaluate_sts(quant_enc, sts, batch_size=batch_size, use_cache=False)["spearman"]
-        checks.append(GateCheck("STS Spearman drop", fs - qs, gate.max_metric_drop, "at most",
-                                f"float {fs:.4f}, int8 {qs:.4f}, {len(sts.scores)} pairs"))
-    if retrieval is not None:
-        fr = evaluate_retrieval(float_enc, retrieval, metrics=("ndcg@10",), use_cache=False).metrics["ndcg@10"]
-        qr = evaluate_retrieval(quant_enc, retrieval, metrics=("ndcg@10",), use_cache=False).metrics["ndcg@10"]
-        checks.append(GateCheck("retrieval nDCG@10 drop", fr - qr, gate.max_metric_drop, "at most",
-                                f"float {fr:.4f}, int8 {qr:.4f}, {len(retrieval.queries)} queries, "
-                                f"{len(retrieval.corpus)} documents"))
+    if extra_checks is not None:
+        checks.extend(extra_checks(float_enc, quant_enc))
     return checks
 
 
@@ -199,35 +220,43 @@ def quantize_model(
     calibration: list[str],
     recipe: QuantRecipe = DEFAULT_RECIPE,
     gate: QuantizationGate | None = None,
-    sts: StsPairs | None = None,
-    retrieval: BeirDataset | None = None,
+    extra_checks: ExtraChecks | None = None,
     threads: int | None = None,
+    resolver: Resolver | None = None,
+    sts: None = None,
+    retrieval: None = None,
 ) -> GateReport:
-    """Export if needed, quantise, gate against the float model; install the int8 file only if the gate passes."""
+    """Export if needed, quantise, gate against the float model; install the int8 file only if the gate passes.
+
+    `extra_checks(float_enc, int8_enc)` adds checks to the gate (STS and retrieval drops: `eval.quant_gate`).
+    """
     from embedops.models.onnx_backend import OnnxEncoder, make_session
 
+    if sts is not None or retrieval is not None:  # the old keywords: their checks live in eval now
+        raise TypeError("quantize_model(sts=..., retrieval=...) moved: pass "
+                        "extra_checks=embedops.eval.quant_gate.metric_checks(sts=..., retrieval=..., gate=...)")
     gate = gate or QuantizationGate()
     texts = [t for t in calibration if isinstance(t, str) and t.strip()]
     if len(texts) < 2:
         raise InputError(f"the calibration sample needs at least 2 non-empty texts, got {len(texts)}")
     texts = texts[: gate.calibration_size]
-    source = resolve_model(model)
+    source = resolve_model(model, resolver=resolver)
     report = GateReport(model=source.name, recipe=recipe.as_dict(), calibration_texts=len(texts))
     started = time.perf_counter()
     exported: ExportedModel = ensure_export(source)  # exports first when there is no (valid) export yet
     report.seconds["export"] = round(time.perf_counter() - started, 2)
-    float_enc = OnnxEncoder(source.location if source.path else source.hf_id, threads=threads)
+    float_enc = OnnxEncoder(source, threads=threads)
     candidate = exported.folder / f".{exported.int8_path.name}.candidate"
     try:
         t0 = time.perf_counter()
         feeds = _feeds(float_enc, texts) if recipe.method == "static" else None
         quantize_file(exported.fp32_path, candidate, recipe, feeds)
         report.seconds["quantize"] = round(time.perf_counter() - t0, 2)
-        quant_enc = OnnxEncoder(source.location if source.path else source.hf_id, threads=threads)
+        quant_enc = OnnxEncoder(source, threads=threads)
         quant_enc.session = make_session(str(candidate), threads=quant_enc.threads)
         quant_enc.quantization = "int8"
         t0 = time.perf_counter()
-        report.checks = run_gate(float_enc, quant_enc, texts, gate, sts=sts, retrieval=retrieval)
+        report.checks = run_gate(float_enc, quant_enc, texts, gate, extra_checks=extra_checks)
         report.seconds["gate"] = round(time.perf_counter() - t0, 2)
         if report.passed:
             os.replace(candidate, exported.int8_path)

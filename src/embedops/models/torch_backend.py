@@ -1,15 +1,24 @@
-"""The torch backend: a sentence-transformers model run by our own length-sorted batching loop."""
+"""The torch backend: a sentence-transformers model run by our own length-sorted batching loop.
+
+Thread safety: a Hugging Face fast tokenizer keeps truncation and padding as mutable state that each call may flip
+(sentence-transformers' `preprocess` turns them on, a plain count turns them off), so two threads sharing one tokenizer
+see "Already borrowed" or ragged batches ("Unable to create tensor"). The model's own tokenizer is therefore used only
+under a per-encoder lock, together with the forward pass (one forward at a time also avoids oversubscribing the
+intra-op pool); counting and chunking use a private clone whose state is fixed once at load and never changes.
+"""
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
+import threading
 import warnings
 
 import numpy as np
 
 from embedops.errors import ModelError
-from embedops.models.base import BaseEncoder, InputKind
+from embedops.models.base import BaseEncoder
 from embedops.models.loading import ModelSource, resolve_model
 
 log = logging.getLogger(__name__)
@@ -35,9 +44,12 @@ def load_sentence_transformer(source: ModelSource, device: str = "cpu"):
 class TorchEncoder(BaseEncoder):
     """sentence-transformers model (its own Transformer/Pooling/Normalize modules) under our batching."""
 
+    backend = "torch"
+    batch_overhead_tokens = 48  # a CPU forward call costs ~6 ms beyond its tokens (python and dispatch)
+
     def __init__(
         self,
-        model: str | None = None,
+        model: str | ModelSource | None = None,
         *,
         device: str = "cpu",
         fp16: bool = False,
@@ -47,7 +59,7 @@ class TorchEncoder(BaseEncoder):
         super().__init__()
         import torch
 
-        self.source = resolve_model(model)
+        self.source = resolve_model(model)  # a ModelSource passes through (load_encoder resolves with its resolver)
         self.name = self.source.name
         self.device = device
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -58,6 +70,8 @@ class TorchEncoder(BaseEncoder):
                 raise ModelError("fp16 is only supported on a CUDA device")
             self.model.half()
         self.model.eval()
+        if device.startswith("cuda"):  # on a GPU a call's launch cost dwarfs a few padded tokens: pad freely
+            self.batch_overhead_tokens = 4096
         if max_tokens:
             self.model.max_seq_length = max_tokens
         self.max_tokens = int(self.model.max_seq_length or 512)
@@ -67,19 +81,22 @@ class TorchEncoder(BaseEncoder):
             raise ModelError(f"model {self.name!r} does not report an embedding dimension")
         self.dimension = int(dim)
         self.truncate_dim = truncate_dim
-        self.tokenizer = self.model.tokenizer
         self._torch = torch
+        self._model_lock = threading.Lock()  # the model's tokenizer and forward: one call at a time
+        self.tokenizer = copy.deepcopy(self.model.tokenizer)
+        # Fix the clone's state (no truncation, no padding: what counting and chunking ask for) now, so that no
+        # later call from any thread needs to change it.
+        self.tokenizer("warm up", truncation=False, padding=False, verbose=False)
 
     @property
     def prompts(self) -> dict[str, str]:
         """The prompts the model defines (e.g. {'query': 'query: '})."""
         return dict(getattr(self.model, "prompts", {}) or {})
 
-    def prompt_for(self, kind: InputKind | None) -> str:
-        """Prefix the model defines for this kind of input ('' when none)."""
-        if kind is None:
-            return ""
-        return self.prompts.get(kind, "")
+    def set_intra_op_threads(self, threads: int) -> None:
+        """torch's intra-op pool is process-wide: set it once (a model worker calls this at start)."""
+        if self._torch.get_num_threads() != threads:
+            self._torch.set_num_threads(threads)
 
     def token_lengths(self, texts: list[str]) -> np.ndarray:
         """Untruncated token count per text (special tokens included)."""
@@ -98,9 +115,10 @@ class TorchEncoder(BaseEncoder):
         """Tokenise (truncating at max_tokens), run the model's modules, return the pooled vectors."""
         torch = self._torch
         prep = getattr(self.model, "preprocess", None) or self.model.tokenize
-        features = prep(texts)
-        features = {k: v.to(self.model.device) for k, v in features.items() if hasattr(v, "to")}
-        with torch.inference_mode():
-            out = self.model.forward(features)
-        emb = out["sentence_embedding"]
-        return emb.float().cpu().numpy()
+        with self._model_lock:
+            features = prep(texts)
+            features = {k: v.to(self.model.device) for k, v in features.items() if hasattr(v, "to")}
+            with torch.inference_mode():
+                out = self.model.forward(features)
+            emb = out["sentence_embedding"]
+            return emb.float().cpu().numpy()

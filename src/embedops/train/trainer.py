@@ -120,7 +120,7 @@ def _progress_callback(total_hint: int):
     )
     from transformers import TrainerCallback
 
-    from embedops.cli._common import err_console
+    from embedops._console import err_console
 
     class RichProgress(TrainerCallback):
         """A rich bar over optimisation steps with elapsed time, ETA and the latest loss."""
@@ -209,7 +209,7 @@ def train_model(
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
 
-    from embedops.cli._common import quiet_libraries
+    from embedops._console import quiet_libraries
 
     quiet_libraries()
     work = Path(work_dir)
