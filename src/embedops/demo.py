@@ -25,8 +25,8 @@ def _shared_sts() -> Path | None:
 
 def main(out_dir: str | Path = "demo-output") -> None:
     """Run the demo, writing its files under `out_dir`."""
-    from embedops._io import atomic_write_text
     from embedops._console import quiet_libraries
+    from embedops._io import atomic_write_text
     from embedops.config import load_config
     from embedops.config.starter import render_starter
     from embedops.data import load_beir

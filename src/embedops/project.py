@@ -122,7 +122,7 @@ class Project:
         with self._lock:
             encoder = self._encoders.get(key)
             if encoder is None:
-                encoder = encoder_from_spec(spec)
+                encoder = encoder_from_spec(spec, resolver=self.resolver())
                 self._encoders[key] = encoder
         return encoder
 
@@ -309,6 +309,19 @@ class Project:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- quantisation (embedops.models.quantize, gated by embedops.eval.quant_gate) -------------------
+    def quantize(self, model: str | None | object = _UNSET, *, calibration: list[str], recipe=None, sts=None,
+                 retrieval=None, threads: int | None = None):
+        """int8 ONNX model behind the `quantization:` gate (cosines, 10-NN agreement, STS / nDCG drops)."""
+        from embedops.eval.quant_gate import metric_checks
+        from embedops.models.quantize import DEFAULT_RECIPE, quantize_model
+
+        gate = self.config.quantization
+        name = self.config.model.name if model is _UNSET else model
+        extra = metric_checks(sts=sts, retrieval=retrieval, gate=gate) if (sts or retrieval) else None
+        return quantize_model(name, calibration=calibration, recipe=recipe or DEFAULT_RECIPE, gate=gate,
+                              extra_checks=extra, threads=threads, resolver=self.resolver())
 
     # -- training and the registry (embedops.train, embedops.registry) --------------------------
     def train_params(self, **overrides: Any):

@@ -61,18 +61,15 @@ def quantize(
 ) -> None:
     """Quantise a model to int8 ONNX (exporting first if needed); refuse it if the quality gate fails (exit 1)."""
     from embedops._io import atomic_write_json
-    from embedops.config.schema import QuantizationGate
-    from embedops.models.quantize import QuantRecipe, quantize_model
+    from embedops.cli._common import open_project
+    from embedops.models.quantize import QuantRecipe
 
     quiet_libraries()
     if method not in ("dynamic", "static"):
         raise InputError(f"--method must be dynamic or static, got {method!r}")
-    gate = QuantizationGate()
     cfg_path = config or (Path("embedops.yaml") if Path("embedops.yaml").is_file() else None)
-    if cfg_path is not None:
-        from embedops.config import load_config
-
-        gate = load_config(cfg_path).quantization
+    project = open_project(cfg_path)
+    gate = project.config.quantization
     pairs = None
     if sts is not None:
         from embedops.data import load_sts
@@ -92,8 +89,9 @@ def quantize(
     recipe = QuantRecipe(method=method, per_channel=per_channel, reduce_range=reduce_range,  # type: ignore[arg-type]
                          exclude_nodes=tuple(exclude or ()))
     with err_console.status(f"exporting, quantising ({method}) and gating {model or 'default'}"):
-        report = quantize_model(model, calibration=texts, recipe=recipe, gate=gate, sts=pairs,
-                                retrieval=retrieval, threads=threads)
+        args = () if model is None else (model,)
+        report = project.quantize(*args, calibration=texts, recipe=recipe, sts=pairs, retrieval=retrieval,
+                                  threads=threads)
     console.print(_gate_table(report))
     secs = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
     if output:
@@ -112,11 +110,13 @@ def export_onnx(
     force: Annotated[bool, typer.Option(help="Export again even if a valid export exists.")] = False,
 ) -> None:
     """Export a model to ONNX (fp32) once; prints where the cached export lives."""
+    from embedops.cli._common import open_project
+    from embedops.models import resolve_model
     from embedops.models.export import ensure_export
 
     quiet_libraries()
     with err_console.status(f"exporting {model or 'default'} to ONNX"):
-        exported = ensure_export(model, force=force)
+        exported = ensure_export(resolve_model(model, resolver=open_project().resolver()), force=force)
     console.print(json.dumps({"folder": str(exported.folder), "fingerprint": exported.fingerprint,
                               "int8": bool(exported.manifest.get("int8"))}, indent=2))
 
