@@ -39,3 +39,19 @@ def test_project_without_data_says_which_section(tmp_path):
         project.source()
     with pytest.raises(ConfigError, match="nothing to evaluate"):
         project.evaluate()
+
+
+def test_index_section_search_mode_and_fusion_are_honoured(tmp_path, small_beir):
+    cfg = tmp_path / "embedops.yaml"
+    cfg.write_text(f"data:\n  - path: {small_beir / 'corpus.jsonl'}\n"
+                   "index:\n  path: col\n  search_mode: hybrid\n  fusion: rrf\n")
+    project = Project.open(cfg)
+    project.index()
+    hits = project.search("T cell receptor activation", k=5)
+    # RRF scores are sums of 1/(60 + rank) over two lists: never above 2/61. Min-max scores reach 2.0.
+    assert hits and all(h.score <= 2 / 61 + 1e-9 for h in hits)
+    assert [h.id for h in hits] == [h.id for h in project.collection.search("T cell receptor activation", k=5,
+                                                                            mode="hybrid", fusion="rrf")]
+    minmax = project.search("T cell receptor activation", k=5, fusion="minmax")
+    assert minmax[0].score > 2 / 61
+    project.close()
