@@ -23,7 +23,7 @@ def _shared_sts() -> Path | None:
     return None
 
 
-def main(out_dir: str | Path = "demo-output") -> None:
+def main(out_dir: str | Path = "demo-output", *, serve: bool = False, port: int = 8000) -> None:
     """Run the demo, writing its files under `out_dir`."""
     from embedops._console import quiet_libraries
     from embedops._io import atomic_write_text
@@ -114,7 +114,37 @@ def main(out_dir: str | Path = "demo-output") -> None:
         table.add_row(str(r.criterion), "" if r.value is None else f"{r.value:.4g}", r.status)
     console.print(table)
     console.rule(f"done in {time.perf_counter() - started:.0f} s; files in {out}/")
+    if serve:
+        serve_collection(out / "collection", port=port)
+
+
+def serve_collection(folder: Path, *, port: int = 8000) -> None:
+    """Step 6: serve the demo collection on 127.0.0.1 (no API key: local use) until Ctrl-C."""
+    from embedops.cli.serve_cmd import serve as serve_command
+
+    url = f"http://127.0.0.1:{port}"
+    console.print(f"[bold]6. serve[/] the collection and the embeddings API at {url} (Ctrl-C stops it)")
+    console.print(f"   curl -s {url}/v1/collections/demo/search -H 'content-type: application/json' "
+                  """-d '{"query": "vitamin D and diabetes", "k": 3}'""", highlight=False, soft_wrap=True)
+    console.print(f"   curl -s {url}/v1/embeddings -H 'content-type: application/json' "
+                  """-d '{"input": ["semantic search"], "model": "default"}'""", highlight=False, soft_wrap=True)
+    try:
+        serve_command(None, host="127.0.0.1", port=port, collection=[f"demo={folder}"], no_auth=True)
+    except KeyboardInterrupt:
+        pass
+
+
+def _cli() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="The whole first loop on the bundled model, then serve it.")
+    parser.add_argument("--out", default="demo-output", help="folder for the demo's files")
+    parser.add_argument("--no-serve", action="store_true", help="stop after the loop (also when CI=true)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("EMBEDOPS_PORT", "8000")))
+    args = parser.parse_args()
+    serve = not args.no_serve and os.environ.get("CI", "").lower() not in ("true", "1")
+    main(args.out, serve=serve, port=args.port)
 
 
 if __name__ == "__main__":
-    main()
+    _cli()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -132,6 +133,47 @@ class EvaluationConfig(Section):
     sample_documents: int | None = Field(None, ge=1)
 
 
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+def check_collection_name(name: str) -> str:
+    """A collection name is a folder name under the server's root: letters, digits, `_ . -`, no `..`."""
+    if not isinstance(name, str) or not COLLECTION_NAME.match(name) or ".." in name:
+        raise ValueError(f"invalid collection name {name!r}: use 1-64 letters, digits, '_', '.', '-' "
+                         "(starting with a letter or digit, no '..')")
+    return name
+
+
+class ServingConfig(Section):
+    """The `serving:` section: what `embedops serve` runs (flags and `EMBEDOPS_*` variables override it)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    models: list[str] = Field(default_factory=list)  # empty: the project's `model:`
+    backend: str | None = None  # None: the project's `model.backend`
+    collections: dict[str, str] = Field(default_factory=dict)  # name -> folder, served as they are
+    collections_root: str = "collections"  # where POST /v1/collections creates new ones
+    auth: bool = True
+    api_keys_file: str | None = None
+    max_inputs: int = Field(2048, ge=1)  # OpenAI's own limit per request
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_queue: int = Field(4096, ge=1)  # texts waiting per model before 429
+    request_timeout: float = Field(30.0, gt=0)
+    shutdown_timeout: float = Field(30.0, ge=0)
+    cors_origins: list[str] = Field(default_factory=list)  # empty: CORS off
+    max_batch_size: int = Field(64, ge=1)
+    max_batch_tokens: int = Field(16384, ge=1)
+    max_wait_ms: float = Field(2.0, ge=0)
+    log_level: str = "info"
+
+    @field_validator("collections")
+    @classmethod
+    def _names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            check_collection_name(name)
+        return value
+
+
 class ProjectConfig(Section):
     """The whole `embedops.yaml`."""
 
@@ -147,6 +189,7 @@ class ProjectConfig(Section):
     quantization: QuantizationGate = Field(default_factory=QuantizationGate)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     criteria: CriteriaConfig = Field(default_factory=CriteriaConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
     registry: str = "models"
 
     # Set by the loader: the folder relative paths are resolved against.
