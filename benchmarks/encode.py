@@ -1,11 +1,14 @@
-"""Encode speed and quality in ONE run: sentence-transformers (baseline) vs our torch, ONNX fp32 and ONNX int8.
+"""Encode speed and quality in ONE run: sentence-transformers (baseline) vs our torch, ONNX and OpenVINO backends.
+
+Rows: torch, onnx-fp32, onnx-int8-dynamic (onnxruntime dynamic int8), openvino-fp32, openvino-int8 (NNCF static int8).
 
 Speed: the same inputs for every backend (STS-B test sentences; a fixed sample of SciFact abstracts), rounds
 interleaved across backends so that load from other processes hits all of them alike; medians reported.
 Quality: STS-B test Spearman from the timed sentence embeddings; SciFact test nDCG@10 on the full corpus (embeddings
 through `encode_cached`, so the 5,183 abstracts are encoded once per backend and model version).
 
-    HF_HUB_OFFLINE=1 flock /tmp/embedops-cpu.lock .venv/bin/python benchmarks/encode.py
+    HF_HUB_OFFLINE=1 flock /tmp/embedops-heavy.lock .venv/bin/python benchmarks/encode.py
+    ... benchmarks/encode.py --skip-ndcg --rounds 3 --out benchmarks/results/encode_openvino.json
 """
 
 from __future__ import annotations
@@ -31,7 +34,32 @@ RESULTS = ROOT / "benchmarks" / "results"
 # all-MiniLM-L6-v2 shape, for the share of peak: per token 2*(4h^2 + 2h*ffn) FLOPs in the dense layers and
 # 4*L*h in attention (QK^T and AV), times the layers.
 LAYERS, HIDDEN, FFN = 6, 384, 1536
-FP32_FLOP_PER_CYCLE = 32  # per core: two 256-bit FMA pipes (Zen 4 runs AVX-512 on them double-pumped)
+INT8_ROWS = ("onnx-int8-dynamic", "openvino-int8")
+
+
+def peak_per_cycle(vendor: str, family: int, flags: set[str]) -> tuple[int, int, str]:
+    """(fp32 FLOP, int8 ops) per cycle per core from the vector ISA, and the assumption it rests on.
+
+    fp32: lanes x 2 (an FMA is two FLOPs) x FMA pipes. Intel AVX-512 server cores: two 512-bit FMA pipes = 64 (some
+    SKUs have one: then this peak is 2x too high and shares too low). Zen 4 runs AVX-512 double-pumped on 256-bit
+    pipes = 32; Zen 5 has full 512-bit pipes = 64; AVX2+FMA cores: two 256-bit pipes = 32.
+    int8: VNNI's vpdpbusd does 4 int8 multiply-adds per 32-bit lane = 4x the fp32 rate; Intel AMX (TDPBUSD) does
+    1,024 int8 multiply-adds = 2,048 ops per cycle per core (Intel's Sapphire Rapids figure).
+    """
+    if "avx512f" in flags:
+        if vendor == "AuthenticAMD" and family == 25:
+            fp32, why = 32, "Zen 4: AVX-512 double-pumped on two 256-bit FMA pipes"
+        else:
+            fp32, why = 64, "two 512-bit FMA pipes"
+    elif "fma" in flags:
+        fp32, why = 32, "two 256-bit FMA pipes (AVX2)"
+    else:
+        fp32, why = 8, "SSE: no FMA"
+    if "amx_int8" in flags:
+        return fp32, 2048, why + "; int8 via AMX tiles: 2,048 ops/cycle"
+    if "avx512_vnni" in flags or "avx_vnni" in flags:
+        return fp32, 4 * fp32, why + "; int8 via VNNI: 4x fp32"
+    return fp32, 2 * fp32, why + "; int8 without VNNI: 2x fp32 (pmaddubsw)"
 
 
 def model_flops(lengths: np.ndarray) -> float:
@@ -43,20 +71,42 @@ def model_flops(lengths: np.ndarray) -> float:
 
 
 def cpu_info() -> dict:
-    """Model name, cores, MHz and ISA flags that matter for int8 (AVX-512 VNNI) and fp32 peak."""
-    info = {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version()}
+    """Model name, cores, MHz, lscpu's model and flags, and the fp32 and int8 peaks they imply."""
+    import subprocess
+
+    info: dict = {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version()}
     text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    flags: set[str] = set()
+    vendor, family = "", 0
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() == "model name":
+        key = key.strip()
+        if key == "model name":
             info.setdefault("model", value.strip())
-        elif key.strip() == "cpu MHz":
+        elif key == "cpu MHz":
             info.setdefault("mhz", float(value))
-        elif key.strip() == "flags":
+        elif key == "vendor_id":
+            vendor = vendor or value.strip()
+        elif key == "cpu family":
+            family = family or int(value)
+        elif key == "flags" and not flags:
             flags = set(value.split())
-            wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-            info.setdefault("isa", [f for f in wanted if f in flags])
-    info["fp32_peak_gflops"] = round(info["cores"] * info.get("mhz", 2500) / 1000 * FP32_FLOP_PER_CYCLE, 1)
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    info["isa"] = [f for f in wanted if f in flags]
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lscpu.splitlines())}
+        info["lscpu"] = {"model_name": fields.get("Model name"), "vendor": fields.get("Vendor ID"),
+                         "family": fields.get("CPU family"), "model": fields.get("Model"),
+                         "flags": fields.get("Flags", "").split()}
+    except (OSError, subprocess.SubprocessError):
+        info["lscpu"] = None
+    fp32, int8, why = peak_per_cycle(vendor, family, flags)
+    # The clock is /proc/cpuinfo's (nominal under a hypervisor): a core that turbos above it makes shares read high.
+    ghz = info.get("mhz", 2500) / 1000
+    info.update({"fp32_flop_per_cycle": fp32, "int8_ops_per_cycle": int8, "peak_assumption": why,
+                 "fp32_peak_gflops": round(info["cores"] * ghz * fp32, 1),
+                 "int8_peak_gops": round(info["cores"] * ghz * int8, 1)})
     return info
 
 
@@ -83,24 +133,44 @@ def spearman(sts, sentences: list[str], emb: np.ndarray) -> float:
 
 
 def ensure_int8(model: str | None) -> dict:
-    """The accepted int8 model's gate report; quantises (gated on STS-B dev) when there is none."""
+    """Each backend's accepted int8 gate report; quantises (gated on STS-B dev) where there is none.
+
+    ONNX dynamic int8 calibrates nothing and gates on STS-B dev sentences; OpenVINO static int8 calibrates its
+    activation ranges on STS-B train sentences (the default when a caller has no data of its own) and gates on dev.
+    """
     from embedops.data import load_sts
+    from embedops.eval.quant_gate import metric_checks
     from embedops.models.export import ensure_export, int8_status
+    from embedops.models.openvino_backend import int8_ir_status
     from embedops.models.quantize import quantize_model
 
-    exported = ensure_export(model)
-    ok, _ = int8_status(exported)
-    if ok:
-        return exported.manifest["int8"]
     dev = load_sts(DATA / "stsbenchmark", "dev")
-    report = quantize_model(model, calibration=list(dict.fromkeys(dev.sentences1 + dev.sentences2)), sts=dev)
-    if not report.passed:
-        sys.exit("int8 model refused by the quality gate: " + "; ".join(c.line() for c in report.failures))
-    return report.as_dict()
+    checks = metric_checks(sts=dev)
+    gates = {}
+    exported = ensure_export(model)
+    if int8_status(exported)[0]:
+        gates["onnx-int8-dynamic"] = exported.manifest["int8"]
+    else:
+        report = quantize_model(model, calibration=list(dict.fromkeys(dev.sentences1 + dev.sentences2)),
+                                extra_checks=checks)
+        gates["onnx-int8-dynamic"] = report.as_dict()
+    info, _ = int8_ir_status(exported)
+    if info is not None:
+        gates["openvino-int8"] = info["gate"]
+    else:
+        train = load_sts(DATA / "stsbenchmark", "train")
+        sample = random.Random(0).sample(list(dict.fromkeys(train.sentences1 + train.sentences2)), 1000)
+        gates["openvino-int8"] = quantize_model(model, calibration=sample, extra_checks=checks,
+                                                backend="openvino").as_dict()
+    for name, gate in gates.items():
+        if not gate["passed"]:
+            sys.exit(f"{name} refused by the quality gate: "
+                     + "; ".join(f"{c['name']} {c['value']:.4f}" for c in gate["checks"] if not c["passed"]))
+    return gates
 
 
 def breakdown(encoder, texts: list[str], batch_size: int) -> dict:
-    """Where an onnx encode's time goes: tokenising, building padded arrays, the graph, and the rest."""
+    """Where an encode's time goes: tokenising, building padded arrays, the graph, and the rest."""
     from embedops.models.base import plan_batches
 
     t0 = time.perf_counter()
@@ -110,7 +180,7 @@ def breakdown(encoder, texts: list[str], batch_size: int) -> dict:
              for b in plan_batches(np.minimum(lengths, encoder.max_tokens), batch_size)]
     t2 = time.perf_counter()
     for feed in feeds:
-        encoder.session.run(None, feed)
+        encoder.infer(feed)
     t3 = time.perf_counter()
     padded = sum(f["input_ids"].size for f in feeds)
     real = sum(int(f["attention_mask"].sum()) for f in feeds)
@@ -141,6 +211,24 @@ def op_profile(path: str, feeds: list[dict], threads: int) -> dict[str, float]:
     return {op: round(us / total, 3) for op, us in per_op.most_common(8)}
 
 
+def ov_op_profile(encoder, feeds: list[dict], threads: int) -> dict[str, float]:
+    """OpenVINO's own per-node time shares (PERF_COUNT), keyed by node type and the kernel it ran."""
+    import collections
+
+    from embedops.models.openvino_backend import openvino
+
+    config = {"PERFORMANCE_HINT": encoder.hint, "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
+              "PERF_COUNT": True}
+    request = openvino().Core().compile_model(str(encoder.ir_path), "CPU", config).create_infer_request()
+    per_op: collections.Counter = collections.Counter()
+    for feed in feeds:
+        request.infer(feed)
+        for item in request.get_profiling_info():
+            per_op[f"{item.node_type}/{item.exec_type}"] += item.real_time.total_seconds()
+    total = sum(per_op.values()) or 1
+    return {op: round(t / total, 3) for op, t in per_op.most_common(10)}
+
+
 def main() -> None:
     """Run every backend on the same inputs, print the table, write encode.json and encode.md."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -152,6 +240,9 @@ def main() -> None:
     ap.add_argument("--abstract-batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--skip-ndcg", action="store_true", help="speed and STS only (no full SciFact corpus)")
+    ap.add_argument("--ndcg-docs", type=int, default=None,
+                    help="SciFact nDCG@10 on a sample: all judged documents plus distractors up to this many")
+    ap.add_argument("--ndcg-backends", default=None, help="comma-separated rows to compute nDCG@10 for (default all)")
     ap.add_argument("--out", type=Path, default=RESULTS / "encode.json")
     args = ap.parse_args()
 
@@ -179,7 +270,9 @@ def main() -> None:
     encoders = {
         "torch": load_encoder(args.model, backend="torch"),
         "onnx-fp32": load_encoder(args.model, backend="onnx", threads=threads),
-        "onnx-int8": load_encoder(args.model, backend="onnx", quantization="int8", threads=threads),
+        "onnx-int8-dynamic": load_encoder(args.model, backend="onnx", quantization="int8", threads=threads),
+        "openvino-fp32": load_encoder(args.model, backend="openvino", threads=threads),
+        "openvino-int8": load_encoder(args.model, backend="openvino", quantization="int8", threads=threads),
     }
     if torch.cuda.is_available():  # GPU rows; sentence-transformers on the CPU stays the baseline
         import onnxruntime as ort
@@ -226,17 +319,21 @@ def main() -> None:
     load_after = os.getloadavg()  # other processes on the machine would show here
     profile = {}
     for kind, (texts, bs) in inputs.items():
-        for name in ("onnx-fp32", "onnx-int8"):
+        for name in ("onnx-fp32", "onnx-int8-dynamic", "openvino-fp32", "openvino-int8"):
             enc = encoders[name]
             profile[f"{kind}/{name}"] = breakdown(enc, texts, bs)
             _, encs = enc.tokenize_all(texts[: 4 * bs])
             feeds = [enc.feed(encs[i : i + bs]) for i in range(0, len(encs), bs)]
-            path = str(enc.exported.int8_path if name == "onnx-int8" else enc.exported.fp32_path)
-            profile[f"{kind}/{name}"]["ops"] = op_profile(path, feeds, threads)
+            if name.startswith("onnx"):
+                path = str(enc.exported.int8_path if name == "onnx-int8-dynamic" else enc.exported.fp32_path)
+                profile[f"{kind}/{name}"]["ops"] = op_profile(path, feeds, threads)
+            else:
+                profile[f"{kind}/{name}"]["ops"] = ov_op_profile(enc, feeds, threads)
             print(f"profile {kind} {name}: {profile[f'{kind}/{name}']}", flush=True)
     rows = []
     for kind, (texts, _) in inputs.items():
         base = statistics.median(times[kind]["sentence-transformers"])
+        dynamic = statistics.median(times[kind]["onnx-int8-dynamic"])
         ref = embs[kind]["sentence-transformers"]
         for name in runners:
             sec = statistics.median(times[kind][name])
@@ -244,28 +341,41 @@ def main() -> None:
             rows.append({
                 "input": kind, "backend": name, "texts": len(texts), "tokens": int(tokens[kind].sum()),
                 "texts_per_s": len(texts) / sec, "tokens_per_s": tokens[kind].sum() / sec,
-                "ratio": base / sec, "seconds_median": sec, "seconds_all": times[kind][name],
+                "ratio": base / sec, "vs_onnx_int8_dynamic": dynamic / sec, "seconds_median": sec,
+                "seconds_all": times[kind][name],
                 "fp32_peak_share": model_flops(tokens[kind]) / sec / 1e9 / cpu["fp32_peak_gflops"],
+                # int8 rows against the int8 peak (their dense products run int8), the rest against fp32
+                "peak_share": model_flops(tokens[kind]) / sec / 1e9
+                / (cpu["int8_peak_gops"] if name in INT8_ROWS else cpu["fp32_peak_gflops"]),
+                "peak_kind": "int8" if name in INT8_ROWS else "fp32",
                 "cos_to_st_min": float(cos.min()), "cos_to_st_mean": float(cos.mean()),
             })
     quality = {name: {"sts_spearman": spearman(sts, sentences, embs["sentences"][name])} for name in runners}
     if not args.skip_ndcg:
+        if args.ndcg_docs:
+            from embedops.data import sample_beir
+
+            scifact = sample_beir(scifact, documents=args.ndcg_docs, seed=0)
+        wanted = set(args.ndcg_backends.split(",")) if args.ndcg_backends else set(encoders)
         for name, enc in encoders.items():
-            if "cuda" in name:
+            if "cuda" in name or name not in wanted:
                 continue
             t0 = time.perf_counter()
             res = evaluate_retrieval(enc, scifact, metrics=("ndcg@10",), show_progress=False)
             quality[name]["scifact_ndcg@10"] = res.metrics["ndcg@10"]
             print(f"nDCG@10 {name}: {res.metrics['ndcg@10']:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
         # sentence-transformers and our torch backend run the very same modules (cosine shown in the table)
-        quality["sentence-transformers"]["scifact_ndcg@10"] = quality["torch"]["scifact_ndcg@10"]
+        if "scifact_ndcg@10" in quality["torch"]:
+            quality["sentence-transformers"]["scifact_ndcg@10"] = quality["torch"]["scifact_ndcg@10"]
     for row in rows:
         row.update(quality[row["backend"]])
     result = {"cpu": cpu, "threads": threads, "model": encoders["torch"].name, "rounds": args.rounds,
               "batch": {"sentences": args.sentence_batch, "abstracts": args.abstract_batch},
               "int8_gate": gate, "rows": rows, "profile": profile,
               "load_average_1min": {"before": load_before[0], "after_timing": load_after[0]},
-              "versions": {m: __import__(m).__version__ for m in ("torch", "onnxruntime", "sentence_transformers")}}
+              "ndcg_corpus": None if args.skip_ndcg else len(scifact.corpus),
+              "versions": {m: __import__(m).__version__
+                           for m in ("torch", "onnxruntime", "sentence_transformers", "openvino", "nncf")}}
     table = markdown(result)
     print(table)
     atomic_write_json(args.out, result)
@@ -280,17 +390,20 @@ def markdown(result: dict) -> str:
         f"({', '.join(cpu.get('isa', []))}), {result['threads']} threads, batch {result['batch']['sentences']} "
         f"(sentences) / {result['batch']['abstracts']} (abstracts); median of {result['rounds']} rounds, "
         "backends interleaved chunk by chunk, "
-        "ratio against sentence-transformers called directly in the same run.",
+        "ratio against sentence-transformers called directly in the same run, and against onnx-int8-dynamic. "
+        f"Peak per core and cycle: {cpu['fp32_flop_per_cycle']} fp32 FLOP, {cpu['int8_ops_per_cycle']} int8 ops "
+        f"({cpu['peak_assumption']}) at {cpu.get('mhz', 2500):.0f} MHz; int8 rows against the int8 peak.",
         "",
-        "| input | backend | texts/s | tokens/s | ratio | % fp32 peak | min cos to ST | STS-B Spearman | "
-        "SciFact nDCG@10 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| input | backend | texts/s | tokens/s | vs ST | vs onnx-int8-dynamic | % of peak | min cos to ST | "
+        "STS-B Spearman | SciFact nDCG@10 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
         ndcg = r.get("scifact_ndcg@10")
         lines.append(
             f"| {r['input']} ({r['texts']}) | {r['backend']} | {r['texts_per_s']:.1f} | {r['tokens_per_s']:,.0f} | "
-            f"{r['ratio']:.2f}x | {100 * r['fp32_peak_share']:.0f}% | {r['cos_to_st_min']:.4f} | "
+            f"{r['ratio']:.2f}x | {r['vs_onnx_int8_dynamic']:.2f}x | {100 * r['peak_share']:.1f}% {r['peak_kind']} | "
+            f"{r['cos_to_st_min']:.4f} | "
             f"{100 * r['sts_spearman']:.2f} | {'' if ndcg is None else f'{100 * ndcg:.2f}'} |")
     return "\n".join(lines) + "\n"
 

@@ -83,8 +83,8 @@ class Project:
         quantization = quantization or m.quantization
         if quantization not in ("none", "int8"):
             raise InputError(f"quantization must be none or int8, got {quantization!r}", where="quantization")
-        if quantization != "none" and backend != "onnx":
-            raise InputError("quantization int8 needs the onnx backend", where="quantization")
+        if quantization != "none" and backend not in ("onnx", "openvino"):
+            raise InputError("quantization int8 needs the onnx or openvino backend", where="quantization")
         opts: dict[str, Any] = {}
         if m.truncate_dim:
             opts["truncate_dim"] = m.truncate_dim
@@ -92,7 +92,7 @@ class Project:
             opts["max_tokens"] = m.max_tokens
         if m.device != "cpu" and backend == "torch":
             opts["device"] = m.device
-        if backend == "onnx" and quantization != "none":
+        if backend in ("onnx", "openvino") and quantization != "none":
             opts["quantization"] = quantization
         opts.update({k: v for k, v in options.items() if v is not None})
         key = (name, backend, tuple(sorted(opts.items())))
@@ -312,16 +312,20 @@ class Project:
 
     # -- quantisation (embedops.models.quantize, gated by embedops.eval.quant_gate) -------------------
     def quantize(self, model: str | None | object = _UNSET, *, calibration: list[str], recipe=None, sts=None,
-                 retrieval=None, threads: int | None = None):
-        """int8 ONNX model behind the `quantization:` gate (cosines, 10-NN agreement, STS / nDCG drops)."""
+                 retrieval=None, threads: int | None = None, backend: str = "onnx"):
+        """int8 model (ONNX dynamic, or OpenVINO static via NNCF) behind the `quantization:` gate."""
         from embedops.eval.quant_gate import metric_checks
         from embedops.models.quantize import DEFAULT_RECIPE, quantize_model
 
         gate = self.config.quantization
         name = self.config.model.name if model is _UNSET else model
         extra = metric_checks(sts=sts, retrieval=retrieval, gate=gate) if (sts or retrieval) else None
-        return quantize_model(name, calibration=calibration, recipe=recipe or DEFAULT_RECIPE, gate=gate,
-                              extra_checks=extra, threads=threads, resolver=self.resolver())
+        if backend not in ("onnx", "openvino"):
+            raise InputError(f"quantize supports the onnx and openvino backends, not {backend!r}", where="backend")
+        if recipe is None and backend == "onnx":
+            recipe = DEFAULT_RECIPE
+        return quantize_model(name, calibration=calibration, recipe=recipe, gate=gate, extra_checks=extra,
+                              threads=threads, resolver=self.resolver(), backend=backend)
 
     # -- training and the registry (embedops.train, embedops.registry) --------------------------
     def train_params(self, **overrides: Any):

@@ -16,7 +16,8 @@ def encode(
     data: Annotated[Path, typer.Argument(help="Texts: .txt (one per line) or JSONL/CSV/Parquet (title + text).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the vectors (.npy).")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name, folder or HF id.")] = None,
-    backend: Annotated[str | None, typer.Option(help="torch or onnx (default: the project's, else torch).")] = None,
+    backend: Annotated[str | None, typer.Option(help="torch, onnx or openvino (default: the project's, else "
+                                                     "torch).")] = None,
     quantization: Annotated[str | None, typer.Option(help="onnx only: none or int8 (run `embedops quantize` first).")]
     = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,

@@ -15,8 +15,8 @@ eval_app = typer.Typer(help="Evaluate a model: retrieval (BEIR), STS, and paired
                        no_args_is_help=True)
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model name, folder, HF id or registry alias.")]
-BackendOpt = Annotated[str | None, typer.Option("--backend", help="Encoder backend: torch or onnx (default: the "
-                                                                  "project's, else torch).")]
+BackendOpt = Annotated[str | None, typer.Option("--backend", help="Encoder backend: torch, onnx or openvino "
+                                                                  "(default: the project's, else torch).")]
 QuantOpt = Annotated[
     str | None, typer.Option("--quantization", help="onnx only: none or int8 (run `embedops quantize` first).")
 ]
@@ -27,8 +27,8 @@ def _check_quantization(backend: str | None, quantization: str | None) -> None:
         return
     if quantization not in ("none", "int8"):
         raise InputError(f"--quantization must be none or int8, got {quantization!r}")
-    if quantization != "none" and backend != "onnx":
-        raise InputError("--quantization int8 needs --backend onnx")
+    if quantization != "none" and backend not in ("onnx", "openvino"):
+        raise InputError("--quantization int8 needs --backend onnx or openvino")
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Folder for report.json/.md/.png.")]
 
 

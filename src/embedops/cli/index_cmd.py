@@ -75,8 +75,8 @@ def build(
     path: PathArg,
     data: DataOpt,
     model: ModelOpt = None,
-    backend: Annotated[str | None, typer.Option(help="Encoder backend: torch or onnx (default: the project's).")]
-    = None,
+    backend: Annotated[str | None, typer.Option(help="Encoder backend: torch, onnx or openvino (default: the "
+                                                     "project's).")] = None,
     kind: Annotated[str, typer.Option(help="auto (Flat, HNSW above the threshold), flat, hnsw or ivfpq.")] = "auto",
     vectors: Annotated[str, typer.Option(help="Stored codes: float32, int8 or binary (rescored).")] = "float32",
     hnsw_threshold: Annotated[int, typer.Option(min=1, help="auto: HNSW above this many vectors.")] = 20_000,

@@ -16,7 +16,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port [8000; env EMBEDOPS_PORT].")] = None,
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="A model to serve (name, folder, registry "
                                                     "alias); repeat for several; the first is the default.")] = None,
-    backend: Annotated[str | None, typer.Option(help="torch or onnx (default: the project's).")] = None,
+    backend: Annotated[str | None, typer.Option(help="torch, onnx or openvino (default: the project's).")] = None,
     collection: Annotated[list[str] | None, typer.Option("--collection", help="name=folder of a collection to "
                                                          "serve; repeat for several.")] = None,
     collections_root: Annotated[str | None, typer.Option(help="Folder where POST /v1/collections creates "

@@ -32,7 +32,7 @@ class ModelConfig(Section):
     """Which model and backend encode the data."""
 
     name: str = "all-MiniLM-L6-v2"
-    backend: Literal["torch", "onnx"] = "torch"
+    backend: Literal["torch", "onnx", "openvino"] = "torch"
     device: str = "cpu"
     batch_size: int = Field(32, ge=1, le=4096)
     max_tokens: int | None = Field(None, ge=8)

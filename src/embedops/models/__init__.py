@@ -12,7 +12,7 @@ from embedops.models.identity import weights_hash
 from embedops.models.loading import DEFAULT_MODEL, ModelSource, Resolver, bundled_default_path, resolve_model
 from embedops.models.worker import ModelWorker
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("torch", "onnx", "openvino")
 
 __all__ = [
     "BACKENDS",
@@ -38,7 +38,7 @@ __all__ = [
 
 def load_encoder(model: str | ModelSource | None = None, *, backend: str = "torch", resolver: Resolver | None = None,
                  **options: Any) -> BaseEncoder:
-    """Load an encoder by model name/path and backend name ('torch' or 'onnx').
+    """Load an encoder by model name/path and backend name ('torch', 'onnx' or 'openvino').
 
     `resolver` maps registry names (`champion`, `tuned@v2`) to folders; a Project passes one built from its registry.
     """
@@ -49,6 +49,10 @@ def load_encoder(model: str | ModelSource | None = None, *, backend: str = "torc
         from embedops.models.torch_backend import TorchEncoder
 
         return TorchEncoder(source, **options)
+    if backend == "openvino":  # a missing openvino raises MissingDependencyError naming the extra
+        from embedops.models.openvino_backend import OpenVinoEncoder
+
+        return OpenVinoEncoder(source, **options)
     try:
         from embedops.models.onnx_backend import OnnxEncoder
     except ImportError as exc:
@@ -77,7 +81,7 @@ def encoder_from_spec(spec: dict[str, Any], *, resolver: Resolver | None = None,
     if spec.get("registry_ref") and not Path(location).exists() and resolver is not None:
         location = spec["registry_ref"]  # the version folder moved: find it by its registry name
     opts: dict[str, Any] = {"truncate_dim": spec.get("truncate_dim"), "max_tokens": spec.get("max_tokens")}
-    if spec["backend"] == "onnx":
+    if spec["backend"] in ("onnx", "openvino"):
         opts["quantization"] = spec.get("quantization") or "none"
     elif (spec.get("quantization") or "none") != "none":
         raise ModelError(f"spec asks for quantization {spec['quantization']!r} with the {spec['backend']} backend")

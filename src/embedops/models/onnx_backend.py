@@ -1,10 +1,7 @@
 """The onnx backend: the exported module chain run by ONNX Runtime, tokenised once by the Rust `tokenizers` API.
 
-No torch at encode time: texts are tokenised in one Rust batch call (without special tokens), batches are planned on
-those lengths, and each batch is truncated, given its special tokens and padded only to its own longest text.
-
-Thread safety: the Rust tokenizer's padding and truncation are switched off once at load and never touched again
-(we pad and truncate ourselves), and an ONNX Runtime session may run from several threads at once.
+No torch at encode time: tokenising, batch planning and padding are `ExportedTextEncoder`'s (shared with the openvino
+backend). Thread safety: an ONNX Runtime session may run from several threads at once.
 """
 
 from __future__ import annotations
@@ -16,10 +13,10 @@ import numpy as np
 
 from embedops._optional import require
 from embedops.errors import ModelError
-from embedops.models.base import BaseEncoder, physical_cores
-from embedops.models.export import INT8_FILE, ExportedModel, ensure_export, int8_status
+from embedops.models.base import physical_cores
+from embedops.models.export import INT8_FILE, ensure_export, int8_status
+from embedops.models.exported_base import ExportedTextEncoder
 from embedops.models.loading import ModelSource, resolve_model
-from embedops.models.tokenizer import TokenizerAdapter
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +45,7 @@ def make_session(path: str, *, threads: int | None = None, provider: str = "cpu"
     return ort.InferenceSession(path, opts, providers=providers)
 
 
-class OnnxEncoder(BaseEncoder):
+class OnnxEncoder(ExportedTextEncoder):
     """ONNX Runtime encoder, fp32 or int8, with the same outputs as the sentence-transformers model."""
 
     backend = "onnx"
@@ -76,15 +73,7 @@ class OnnxEncoder(BaseEncoder):
         self.quantization = quantization
         self.provider = provider
         self.threads = threads or physical_cores()
-        self.exported: ExportedModel = ensure_export(self.source)
-        manifest = self.exported.manifest
-        self.dimension = int(manifest["dimension"])
-        self.max_tokens = int(max_tokens or manifest["max_tokens"])
-        self.truncate_dim = truncate_dim
-        self.input_names = list(manifest["inputs"])
-        self.pad_id = int(manifest.get("pad_token_id", 0))
-        self.lower_case = bool(manifest.get("do_lower_case", False))
-        self._prompts = dict(manifest.get("prompts", {}))
+        self.init_from_export(ensure_export(self.source), max_tokens=max_tokens, truncate_dim=truncate_dim)
         self.session = self._open_session(tokenizers)
         self.fingerprint_extra = f"onnx:{quantization}:{self.exported.fingerprint}:{self.int8_hash()}"
 
@@ -109,19 +98,8 @@ class OnnxEncoder(BaseEncoder):
             log.warning("cached ONNX export %s failed to load (%s); exporting again", path, exc)
             self.exported = ensure_export(self.source, force=True)
             session = make_session(str(self.exported.fp32_path), threads=self.threads, provider=self.provider)
-        self.rust_tokenizer = tokenizers.Tokenizer.from_file(str(self.exported.tokenizer_path))
-        # A saved tokenizer.json may carry fixed padding/truncation (the bundled one pads to 128): we do both ourselves.
-        self.rust_tokenizer.no_padding()
-        self.rust_tokenizer.no_truncation()
-        self.n_special = int(self.rust_tokenizer.num_special_tokens_to_add(False))
-        # Chunking and token counting call `encoder.tokenizer(...)` as they would a Hugging Face fast tokenizer.
-        self.tokenizer = TokenizerAdapter(self.rust_tokenizer)
+        self.load_tokenizer(tokenizers)
         return session
-
-    @property
-    def prompts(self) -> dict[str, str]:
-        """The prompts the model defines (e.g. {'query': 'query: '})."""
-        return dict(self._prompts)
 
     def int8_hash(self) -> str:
         """sha256 of the accepted int8 file ('' for fp32)."""
@@ -129,56 +107,9 @@ class OnnxEncoder(BaseEncoder):
             return ""
         return str(self.exported.manifest.get("files", {}).get(INT8_FILE) or "")
 
-    def _tokenize(self, texts: list[str]):
-        if self.lower_case:  # sentence-transformers lowercases before the tokenizer when the config says so
-            texts = [t.lower() for t in texts]
-        return self.rust_tokenizer.encode_batch(texts, add_special_tokens=False)
-
-    def token_lengths(self, texts: list[str]) -> np.ndarray:
-        """Untruncated token count per text (special tokens included)."""
-        return self.tokenize_all(texts)[0]
-
-    def tokenize_all(self, texts: list[str]) -> tuple[np.ndarray, Any]:
-        """Tokenise every text once; lengths for planning, encodings reused by each batch."""
-        encs = self._tokenize(texts)
-        lengths = np.fromiter((len(e.ids) + self.n_special for e in encs), dtype=np.int64, count=len(texts))
-        return lengths, encs
-
-    def run_batch(self, texts: list[str], indices: np.ndarray, prepared: Any) -> np.ndarray:
-        """Truncate, add special tokens, pad to the batch's longest and run the graph."""
-        encs = [prepared[i] for i in indices]
-        return self._run(encs)
-
-    def encode_core(self, texts: list[str]) -> np.ndarray:
-        """Embed one batch of texts (tokenising them here)."""
-        return self._run(self._tokenize(texts))
-
-    def _run(self, encs: list) -> np.ndarray:
-        return self.session.run(None, self.feed(encs))[0].astype(np.float32, copy=False)
-
-    def feed(self, encs: list) -> dict[str, np.ndarray]:
-        """Graph inputs for a batch of encodings: truncated, special tokens added, padded to the batch's longest."""
-        keep = self.max_tokens - self.n_special
-        post = self.rust_tokenizer.post_process
-        full = []
-        for e in encs:
-            if len(e.ids) > keep:
-                e.truncate(keep)  # in place; the special tokens are added after, as transformers does
-            full.append(post(e))
-        width = max(len(e.ids) for e in full)
-        ids = np.full((len(full), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(full), width), dtype=np.int64)
-        types = np.zeros((len(full), width), dtype=np.int64) if "token_type_ids" in self.input_names else None
-        for row, e in enumerate(full):
-            n = len(e.ids)
-            ids[row, :n] = e.ids
-            mask[row, :n] = 1
-            if types is not None:
-                types[row, :n] = e.type_ids
-        feed = {"input_ids": ids, "attention_mask": mask}
-        if types is not None:
-            feed["token_type_ids"] = types
-        return feed
+    def infer(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """Run the session on one padded feed."""
+        return self.session.run(None, feed)[0].astype(np.float32, copy=False)
 
     def describe(self) -> dict[str, Any]:
         """What this encoder is, for manifests and reports."""

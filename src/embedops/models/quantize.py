@@ -218,23 +218,35 @@ def quantize_model(
     model: str | None = None,
     *,
     calibration: list[str],
-    recipe: QuantRecipe = DEFAULT_RECIPE,
+    recipe: Any = None,
     gate: QuantizationGate | None = None,
     extra_checks: ExtraChecks | None = None,
     threads: int | None = None,
     resolver: Resolver | None = None,
+    backend: Literal["onnx", "openvino"] = "onnx",
     sts: None = None,
     retrieval: None = None,
 ) -> GateReport:
     """Export if needed, quantise, gate against the float model; install the int8 file only if the gate passes.
 
     `extra_checks(float_enc, int8_enc)` adds checks to the gate (STS and retrieval drops: `eval.quant_gate`).
+    `backend="openvino"` quantises statically with NNCF instead (`openvino_quantize.quantize_openvino`; `recipe` is
+    then an `OvQuantRecipe`); the default recipe of each backend is used when `recipe` is None.
     """
     from embedops.models.onnx_backend import OnnxEncoder, make_session
 
     if sts is not None or retrieval is not None:  # the old keywords: their checks live in eval now
         raise TypeError("quantize_model(sts=..., retrieval=...) moved: pass "
                         "extra_checks=embedops.eval.quant_gate.metric_checks(sts=..., retrieval=..., gate=...)")
+    if backend == "openvino":
+        from embedops.models.openvino_quantize import quantize_openvino
+
+        kwargs = {"recipe": recipe} if recipe is not None else {}
+        return quantize_openvino(model, calibration=calibration, gate=gate, extra_checks=extra_checks,
+                                 threads=threads, resolver=resolver, **kwargs)
+    if backend != "onnx":
+        raise InputError(f"cannot quantise for backend {backend!r}; choose 'onnx' or 'openvino'")
+    recipe = recipe or DEFAULT_RECIPE
     gate = gate or QuantizationGate()
     texts = [t for t in calibration if isinstance(t, str) and t.strip()]
     if len(texts) < 2:
