@@ -15,6 +15,7 @@ are thread-safe, and collections take one writer and many readers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -254,16 +255,47 @@ class Project:
             old.close()
         return col
 
-    def open_collection(self, path: str | Path | None = None, *, repair: bool = False):
-        """An existing collection (shared per folder); its recorded encoder is loaded when first needed."""
+    def build_collection(self, documents, path: str | Path | None = None, *, encoder=None, spec=None,
+                         overwrite: bool = False, vectors=None, show_progress: bool = False):
+        """Build a collection in a temporary sibling folder and swap it in only when complete.
+
+        An error or Ctrl-C leaves the previous collection (or nothing), never an empty shell.
+        """
         from embedops.index import Collection
 
         target = self.config.resolve(path or self.config.index.path)
+        col = Collection.build(target, encoder or self.encoder, documents, vectors=vectors,
+                               spec=spec or self.index_spec(), overwrite=overwrite,
+                               batch_size=self.config.model.batch_size, show_progress=show_progress)
+        with self._lock:
+            old = self._collections.pop(target.resolve(), None)
+            self._collections[target.resolve()] = col
+        if old is not None and old is not col:
+            with contextlib.suppress(Exception):  # it was replaced on disk: nothing of it is left to flush
+                old.close()
+        return col
+
+    def open_collection(self, path: str | Path | None = None, *, repair: bool = False, read_only: bool = False):
+        """An existing collection (shared per folder); its recorded encoder is loaded when first needed.
+
+        `repair` brings it back to its last committed state first; `read_only` opens it for search only (a read-only
+        folder or mount), never shared with writers.
+        """
+        from embedops.index import Collection
+
+        target = self.config.resolve(path or self.config.index.path)
+        if read_only:
+            return Collection.open(target, loader=self.encoder_from_spec, read_only=True)
         key = target.resolve()
         with self._lock:
+            if repair:
+                old = self._collections.pop(key, None)
+                if old is not None:
+                    old.close()
+                Collection.repair(target)
             col = self._collections.get(key)
-            if col is None or repair:
-                col = Collection.open(target, loader=self.encoder_from_spec, repair=repair)
+            if col is None:
+                col = Collection.open(target, loader=self.encoder_from_spec)
                 self._collections[key] = col
         return col
 
@@ -276,10 +308,7 @@ class Project:
             src = self.source()
             documents = read_documents(self.config.resolve(src.path), text_field=src.text_field,
                                        id_field=src.id_field)
-        col = self.create_collection(path, overwrite=overwrite)
-        col.add(documents, batch_size=self.config.model.batch_size, show_progress=show_progress)
-        col.flush()
-        return col
+        return self.build_collection(documents, path, overwrite=overwrite, show_progress=show_progress)
 
     @property
     def collection(self):

@@ -52,3 +52,34 @@ def test_chunks_respect_the_token_budget_and_overlap(encoder):
 
 def test_chunk_scores_fold_back_to_documents():
     assert fold_scores({"d1#0": 0.2, "d1#1": 0.9, "d2#0": 0.5, "d3": 0.1}) == {"d1": 0.9, "d2": 0.5, "d3": 0.1}
+
+
+def test_nul_and_other_c0_controls_separate_words():
+    # Issue 9: ftfy deleted a NUL, joining the words on either side.
+    assert clean_text("first\x00second") == "first second"
+    assert clean_text("a\x01b\x1fc\x7fd") == "a b c d"
+    assert clean_text("<p>x\x00y</p>") == "x y"
+    assert clean_text("donâ\x80\x99t") == "don't"  # C1 bytes of mojibake still repaired
+
+
+def test_chunks_end_and_start_on_word_boundaries(encoder):
+    # Issue 9: windows cut on token counts alone split words ("internationali" | "zation").
+    tok = encoder.tokenizer
+    words = ["internationalization", "counterrevolutionaries", "electroencephalography", "a", "of", "tokenizers"]
+    text = " ".join(words[i % len(words)] + ("," if i % 7 == 6 else "") for i in range(300))
+    chunks = chunk_text(text, tok, max_tokens=40, overlap=10)
+    assert len(chunks) > 5
+    for c in chunks:
+        start = text.index(c)
+        assert start == 0 or text[start - 1] == " ", c[:30]
+        assert start + len(c) == len(text) or text[start + len(c)] == " ", c[-30:]
+        assert len(tok(c, add_special_tokens=False)["input_ids"]) <= 40
+    # Overlap is kept (in whole words) and nothing is skipped between windows.
+    for a, b in zip(chunks, chunks[1:], strict=False):
+        assert text.index(b) < text.index(a) + len(a)
+    # One "word" longer than a window still gets cut (inside it: there is no boundary).
+    long = chunk_text("xq" * 49, tok, max_tokens=16, overlap=4)
+    assert len(long) > 1 and all(len(tok(c, add_special_tokens=False)["input_ids"]) <= 16 for c in long)
+    # Without whitespace, punctuation still separates words.
+    dashed = chunk_text("a" + "-b" * 60, tok, max_tokens=16, overlap=4)
+    assert len(dashed) > 1 and all(not c.startswith("##") for c in dashed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from embedops.data.documents import content_id
 from embedops.data.records import Document
 from embedops.errors import InputError, ModelError
 from embedops.index import Collection, IndexSpec
@@ -116,7 +117,7 @@ def test_bad_documents(tmp_path, encoder):
         c.add([{"id": "b", "text": "   "}])
     assert len(c) == 0
     c.add(["first text about birds", "second text about fish"])
-    assert c.search("a bird", k=1)[0].id == "0"
+    assert c.search("a bird", k=1)[0].id == content_id("first text about birds")
     c.close()
 
 

@@ -99,17 +99,17 @@ def build(
     project = open_project(config)
     encoder = project_encoder(project, model, backend)
     spec = IndexSpec(kind=kind, vectors=vectors, hnsw_threshold=hnsw_threshold, ef_search=ef_search)
-    col = project.create_collection(path, encoder=encoder, spec=spec, overwrite=overwrite)
-    try:
-        embedded = None
-        if cache:
-            from embedops.eval.cache import encode_cached
+    embedded = None
+    if cache:
+        from embedops.eval.cache import encode_cached
 
-            embedded = encode_cached(encoder, [d.full_text for d in docs], kind="document", batch_size=batch_size,
-                                     show_progress=True)
-        col.add(docs, vectors=embedded, batch_size=batch_size, show_progress=True)
-    finally:
-        col.close()
+        embedded = encode_cached(encoder, [d.full_text for d in docs], kind="document", batch_size=batch_size,
+                                 show_progress=True)
+    project.config.model.batch_size = batch_size
+    # Built beside the target and swapped in when complete: Ctrl-C or an error keeps the previous collection.
+    project.build_collection(docs, path, encoder=encoder, spec=spec, overwrite=overwrite, vectors=embedded,
+                             show_progress=True)
+    project.close()
     _info_table(path)
 
 
@@ -171,6 +171,10 @@ def search(
     project = open_project(config)
     mode = mode or project.config.index.search_mode
     col = project.open_collection(path)
+    if len(col) == 0:
+        project.close()
+        raise InputError("the collection holds no documents", where=str(path),
+                         hint="add some with `embedops index add` first")
     try:
         if mode != "keyword":
             from embedops.cli._common import quiet_libraries
@@ -213,6 +217,26 @@ def info(path: PathArg, as_json: Annotated[bool, typer.Option("--json")] = False
             col.close()
         return
     _info_table(path)
+
+
+@index_app.command("repair")
+def repair(
+    path: PathArg,
+    drop_lost: Annotated[bool, typer.Option("--drop-lost", help="Delete documents whose vectors were lost (the "
+                                                                "error names them) so the rest opens.")] = False,
+) -> None:
+    """Bring a collection back to its last committed state (rebuilds derived files); says what cannot be recovered."""
+    from embedops.index import Collection
+
+    report = Collection.repair(path, drop_lost=drop_lost)
+    for action in report.get("actions", []):
+        console.print(f"- {action}")
+    lost = report.get("lost_ids") or []
+    console.print(f"{report.get('documents')} documents at generation {report.get('generation')}"
+                  + (f"; {len(lost)} lost: {', '.join(lost[:10])}" if lost else "; nothing lost"))
+    problems = report.get("problems") or []
+    if problems:
+        raise InputError("; ".join(problems), where=str(path))
 
 
 @index_app.command("rebuild")

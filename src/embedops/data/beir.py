@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedops.data.documents import document_from_row
 from embedops.data.readers import iter_csv, iter_jsonl
 from embedops.data.records import Document, Qrels
 from embedops.errors import InputError
@@ -40,22 +41,18 @@ def _find(folder: Path, stem: str) -> Path:
 
 
 def read_beir_corpus(path: Path, allow_empty: bool = False) -> dict[str, Document]:
-    """Read a BEIR corpus file; duplicate ids and empty documents are errors naming the line."""
+    """Read a BEIR corpus file (rows read by `data.documents` rules, `_id` required, text may be absent when a
+    title is there); duplicate ids and empty documents are errors naming the line."""
     corpus: dict[str, Document] = {}
     for lineno, obj in iter_jsonl(path):
         where = f"{path}:{lineno}"
         if "_id" not in obj:
             raise InputError("record has no _id", where=where)
-        doc_id = str(obj["_id"])
-        text, title = obj.get("text", ""), obj.get("title", "") or ""
-        if not isinstance(text, str) or not isinstance(title, str):
-            raise InputError("title and text must be strings", where=where)
-        if not allow_empty and not (text.strip() or title.strip()):
-            raise InputError(f"document {doc_id!r} has empty or whitespace-only text", where=where)
-        if doc_id in corpus:
-            raise InputError(f"duplicate document id {doc_id!r}", where=where)
-        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-        corpus[doc_id] = Document(id=doc_id, text=text, title=title, metadata=meta, source=where)
+        doc = document_from_row({"text": "", **obj}, where, text_field="text", id_field="_id",
+                                allow_empty=allow_empty)
+        if doc.id in corpus:
+            raise InputError(f"duplicate document id {doc.id!r}", where=where)
+        corpus[doc.id] = doc
     if not corpus:
         raise InputError("corpus is empty", where=str(path))
     return corpus

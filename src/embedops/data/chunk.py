@@ -23,35 +23,56 @@ class Chunk:
 
 
 def chunk_text(text: str, tokenizer, *, max_tokens: int, overlap: int = 32) -> list[str]:
-    """Split `text` into windows of at most `max_tokens` tokens (no special tokens), overlapping by `overlap`.
+    """Split `text` into windows of at most `max_tokens` tokens (no special tokens), overlapping by about `overlap`.
 
-    Cuts on token offsets so each chunk is an exact substring of the original text.
+    Cuts on token offsets so each chunk is an exact substring of the original text, and at word boundaries: a
+    window ends (and the next starts) where whitespace separates two tokens, else between two pre-tokenizer words
+    (punctuation), and inside a word only when no boundary lies in the window's second half (one huge "word").
     """
     if max_tokens < 8:
         raise InputError(f"chunk size must be at least 8 tokens, got {max_tokens}")
     if not 0 <= overlap < max_tokens:
         raise InputError(f"overlap must be in [0, {max_tokens}), got {overlap}")
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False)
-    offsets = enc["offset_mapping"]
-    if len(offsets) <= max_tokens:
+    offsets = [tuple(o) for o in enc["offset_mapping"]]
+    n = len(offsets)
+    if n <= max_tokens:
         return [text]
+    try:
+        words = enc.word_ids()
+    except (AttributeError, ValueError):  # slow tokenizers have no word ids: whitespace alone decides
+        words = None
     chunks: list[str] = []
-    step = max_tokens - overlap
-    for start in range(0, len(offsets), step):
-        window = offsets[start : start + max_tokens]
-        chunks.append(text[window[0][0] : window[-1][1]].strip())
-        if start + max_tokens >= len(offsets):
+    start = 0
+    while True:
+        end = start + max_tokens
+        if end >= n:
+            end = n
+        else:
+            end = _boundary(offsets, words, end, lo=start + max(1, max_tokens // 2), hi=end)
+        piece = text[offsets[start][0] : offsets[end - 1][1]].strip()
+        if piece:
+            chunks.append(piece)
+        if end >= n:
             break
-    return [c for c in chunks if c]
+        target = max(end - overlap, start + 1)
+        start = _boundary(offsets, words, target, lo=start + 1, hi=end)
+    return chunks
 
 
-def chunk_documents(docs, tokenizer, *, max_tokens: int, overlap: int = 32) -> list[Chunk]:
-    """Chunk each Document's full text; short documents give one chunk."""
-    out: list[Chunk] = []
-    for doc in docs:
-        for i, piece in enumerate(chunk_text(doc.full_text, tokenizer, max_tokens=max_tokens, overlap=overlap)):
-            out.append(Chunk(doc_id=doc.id, index=i, text=piece))
-    return out
+def _boundary(offsets: list[tuple[int, int]], words: list[int | None] | None, near: int, *, lo: int,
+              hi: int) -> int:
+    """The token index closest to `near` in [lo, hi] that starts a new word: after whitespace first, then after a
+    pre-tokenizer word; `near` itself when there is none."""
+    order = sorted(range(max(lo, 1), hi + 1), key=lambda b: (abs(b - near), -b))
+    for b in order:
+        if offsets[b][0] > offsets[b - 1][1]:
+            return b
+    if words is not None:
+        for b in order:
+            if words[b] != words[b - 1]:
+                return b
+    return near
 
 
 def fold_scores(

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 _HTML_HINT = re.compile(r"<(?:[a-zA-Z][\w:-]*|/[a-zA-Z][\w:-]*|!--)[^>]*>|&(?:[a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\ufeff]")
+# C0 controls and DEL become spaces before anything else: ftfy (and the HTML parser) delete them, which joins the
+# words on either side ("a\x00b" -> "ab"). C1 controls are left to ftfy, which may need them to repair mojibake.
+_C0_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _NEWLINES = re.compile(r"\s*\n\s*")
 
@@ -37,6 +40,7 @@ def html_to_text(text: str) -> str:
 def clean_text(text: str, options: CleanOptions | None = None) -> str:
     """Clean one text: HTML to text if it looks like HTML, mojibake repair + NFKC, control chars, whitespace."""
     opts = options or CleanOptions()
+    text = _C0_CONTROL.sub(" ", text)
     if opts.strip_html and _HTML_HINT.search(text):
         text = html_to_text(text)
     if opts.normalize_unicode:

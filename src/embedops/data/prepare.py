@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from embedops._io import atomic_open, atomic_write_json
 from embedops.data.beir import read_beir_corpus
 from embedops.data.chunk import chunk_text
 from embedops.data.clean import CleanOptions, clean_text
 from embedops.data.dedupe import find_duplicates
+from embedops.data.documents import duplicate_message, is_content_id
+from embedops.data.outputs import atomic_output, remove_stale_temps
 from embedops.data.readers import read_documents
 from embedops.data.records import Document
 from embedops.errors import InputError
@@ -45,6 +46,8 @@ class PrepareReport:
     dropped_exact_duplicates: dict[str, str] = field(default_factory=dict)
     dropped_near_duplicates: dict[str, str] = field(default_factory=dict)
     chunked_documents: int = 0
+    renamed_chunks: dict[str, str] = field(default_factory=dict)
+    removed_temp_files: list[str] = field(default_factory=list)
     written: int = 0
     seconds: float = 0.0
 
@@ -62,6 +65,8 @@ class PrepareReport:
             "duplicate_examples": dict(list({**self.dropped_exact_duplicates,
                                              **self.dropped_near_duplicates}.items())[:50]),
             "chunked_documents": self.chunked_documents,
+            "renamed_chunks": dict(list(self.renamed_chunks.items())[:50]),
+            "removed_temp_files": self.removed_temp_files,
             "written": self.written,
             "seconds": round(self.seconds, 2),
         }
@@ -85,14 +90,21 @@ def prepare(source: str | Path, output: str | Path, options: PrepareOptions | No
     opts = options or PrepareOptions()
     started = time.perf_counter()
     src, out = Path(source), Path(output)
+    # A killed earlier run left its temp files behind: nobody holds their locks any more.
+    removed = [p.name for p in remove_stale_temps(out)]
     docs = read_any(src, opts)
-    report = PrepareReport(source=str(src), output=str(out), read=len(docs))
-    seen_ids: dict[str, str] = {}
+    report = PrepareReport(source=str(src), output=str(out), read=len(docs), removed_temp_files=removed)
+    seen: dict[str, Document] = {}
     kept: list[Document] = []
     for doc in docs:
-        if doc.id in seen_ids:
-            raise InputError(f"duplicate id {doc.id!r} (first at {seen_ids[doc.id]})", where=doc.source)
-        seen_ids[doc.id] = doc.source
+        first = seen.get(doc.id)
+        if first is not None:
+            # The same text without an id twice: an exact duplicate, which dedupe drops (and reports).
+            if opts.dedupe != "none" and is_content_id(doc) and (doc.title, doc.text) == (first.title, first.text):
+                report.dropped_exact_duplicates[f"{doc.id} ({doc.source})"] = first.id
+                continue
+            raise InputError(duplicate_message(doc, first.source), where=doc.source)
+        seen[doc.id] = doc
         text, title = clean_text(doc.text, opts.clean), clean_text(doc.title, opts.clean) if doc.title else ""
         if text != doc.text or title != doc.title:
             report.changed_by_cleaning += 1
@@ -113,6 +125,20 @@ def prepare(source: str | Path, output: str | Path, options: PrepareOptions | No
         for i, j in result.near.items():
             report.dropped_near_duplicates[kept[i].id] = kept[j].id
         kept = [kept[i] for i in result.keep]
+    records = _records(kept, opts, tokenizer, report, taken=set(seen))
+    with atomic_output(out) as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    report.written = len(records)
+    report.seconds = time.perf_counter() - started
+    with atomic_output(report_path(out)) as fh:
+        fh.write(json.dumps(report.as_dict(), indent=2, ensure_ascii=False, default=str) + "\n")
+    return report
+
+
+def _records(kept: list[Document], opts: PrepareOptions, tokenizer, report: PrepareReport,
+             taken: set[str]) -> list[dict[str, Any]]:
+    """Output rows; a chunk id never equals another id of the file (`a#0` beside a document `a#0` gets `a#0-1`)."""
     records: list[dict[str, Any]] = []
     for doc in kept:
         if opts.chunk_tokens:
@@ -122,17 +148,19 @@ def prepare(source: str | Path, output: str | Path, options: PrepareOptions | No
             if len(pieces) > 1:
                 report.chunked_documents += 1
                 for i, piece in enumerate(pieces):
-                    records.append({"_id": f"{doc.id}#{i}", "title": "", "text": piece,
+                    chunk_id = wanted = f"{doc.id}#{i}"
+                    suffix = 0
+                    while chunk_id in taken:
+                        suffix += 1
+                        chunk_id = f"{wanted}-{suffix}"
+                    if suffix:
+                        report.renamed_chunks[wanted] = chunk_id
+                    taken.add(chunk_id)
+                    records.append({"_id": chunk_id, "title": "", "text": piece,
                                     "metadata": {**doc.metadata, "parent_id": doc.id, "chunk": i}})
                 continue
         records.append(doc.to_json())
-    with atomic_open(out, "w") as fh:
-        for rec in records:
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    report.written = len(records)
-    report.seconds = time.perf_counter() - started
-    atomic_write_json(report_path(out), report.as_dict())
-    return report
+    return records
 
 
 def report_path(output: Path) -> Path:

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from embedops.data.documents import ID_FIELDS, TEXT_FIELDS, document_from_row
 from embedops.data.records import Document
 from embedops.errors import InputError
 
-TEXT_FIELDS = ("text", "body", "content", "sentence", "abstract")
-ID_FIELDS = ("_id", "id", "doc_id", "docid")
+__all__ = ["ID_FIELDS", "TEXT_FIELDS", "iter_csv", "iter_jsonl", "iter_lines", "iter_parquet", "iter_rows",
+           "read_documents", "require_file"]
 
 
 def require_file(path: str | Path, what: str = "file") -> Path:
@@ -112,15 +113,6 @@ def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     raise InputError("unsupported file type (use .jsonl, .csv, .tsv or .parquet)", where=str(p))
 
 
-def _pick(row: dict[str, Any], names: tuple[str, ...], explicit: str | None) -> Any:
-    if explicit:
-        return row.get(explicit)
-    for name in names:
-        if name in row and row[name] is not None:
-            return row[name]
-    return None
-
-
 def read_documents(
     path: str | Path,
     *,
@@ -129,25 +121,8 @@ def read_documents(
     title_field: str | None = "title",
     allow_empty: bool = False,
 ) -> list[Document]:
-    """Read documents from JSONL/CSV/Parquet; ids default to the line number when the file has none."""
+    """Read documents from JSONL/CSV/Parquet by the rules of `data.documents` (ids, text, title, metadata)."""
     p = Path(path)
-    docs: list[Document] = []
-    for lineno, row in iter_rows(p):
-        where = f"{p}:{lineno}"
-        text = _pick(row, TEXT_FIELDS, text_field)
-        if text is None:
-            wanted = text_field or " / ".join(TEXT_FIELDS)
-            raise InputError(f"missing text field ({wanted})", where=where)
-        if not isinstance(text, str):
-            raise InputError(f"text field is {type(text).__name__}, expected a string", where=where)
-        title = row.get(title_field) if title_field else None
-        title = title if isinstance(title, str) else ""
-        if not allow_empty and not (text.strip() or title.strip()):
-            raise InputError("empty or whitespace-only text", where=where)
-        doc_id = _pick(row, ID_FIELDS, id_field)
-        doc_id = str(lineno) if doc_id is None else str(doc_id)
-        skip = {text_field or "", id_field or "", title_field or "", *TEXT_FIELDS, *ID_FIELDS}
-        meta = row.get("metadata") if isinstance(row.get("metadata"), dict) else {}
-        meta = {**meta, **{k: v for k, v in row.items() if k not in skip and k != "metadata"}}
-        docs.append(Document(id=doc_id, text=text, title=title, metadata=meta, source=where))
-    return docs
+    return [document_from_row(row, f"{p}:{lineno}", text_field=text_field, id_field=id_field,
+                              title_field=title_field, allow_empty=allow_empty)
+            for lineno, row in iter_rows(p)]

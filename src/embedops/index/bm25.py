@@ -10,11 +10,12 @@ and swaps it in; a search never builds it. A compaction builds the new epoch's i
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
-from embedops._io import atomic_dir
+from embedops._io import _umask, atomic_dir
 from embedops._optional import require
 
 FOLDER = "bm25"
@@ -77,6 +78,7 @@ class KeywordIndex:
     def save(self, folder: Path) -> None:
         """Write under folder/bm25 atomically (a temp folder renamed into place)."""
         with atomic_dir(folder / FOLDER) as tmp:
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700: readers of a shared collection need more
             if self.retriever is not None:
                 self.retriever.save(str(tmp / "bm25s"), show_progress=False)
             np.save(tmp / "slots.npy", self.slots)

@@ -1,7 +1,8 @@
 """`Collection`: a vector store paired with the encoder that fills it, searched by text.
 
     from embedops.index import Collection
-    col = Collection.create("my-index", encoder)                  # records encoder.spec()
+    col = Collection.build("my-index", encoder, documents)        # built beside, swapped in whole
+    col = Collection.create("my-index", encoder)                  # empty; records encoder.spec()
     col = Collection.open("my-index", loader=encoder_from_spec)   # or Collection.open("my-index", encoder)
     col.add(documents)                                            # Documents, dicts or strings
     col.search("what causes X?", k=10, filter={"year": {"gte": 2020}}, mode="hybrid")
@@ -26,38 +27,22 @@ from typing import Any, Literal
 import numpy as np
 
 from embedops._progress import start_progress
+from embedops.data.documents import as_documents, duplicate_message
 from embedops.data.records import Document
 from embedops.errors import InputError
+from embedops.index.ann import plan_index
 from embedops.index.base import Filter, Hit, IndexSpec, Record, VectorStore
 from embedops.index.faiss_store import FaissStore
 from embedops.index.hybrid import CANDIDATES, DEFAULT_FUSION, Fusion, fuse
 from embedops.index.identity import ENCODER_KEY, check_encoder, load_recorded, record_encoder, recorded_encoder
 from embedops.index.identity import summary as encoder_summary
+from embedops.index.lifecycle import build_beside
+from embedops.index.repair import repair_collection
 from embedops.protocols import Encoder, EncoderLoader
 
 SearchMode = Literal["dense", "keyword", "hybrid"]
 MODES = ("dense", "keyword", "hybrid")
 _CHUNK = 512
-
-
-def as_documents(items: Iterable[Document | dict[str, Any] | str]) -> list[Document]:
-    """Accept Documents, dicts with id/text/title/metadata, or plain strings (ids are their positions)."""
-    docs: list[Document] = []
-    for i, item in enumerate(items):
-        if isinstance(item, Document):
-            docs.append(item)
-        elif isinstance(item, str):
-            docs.append(Document(id=str(i), text=item, source=f"document {i}"))
-        elif isinstance(item, dict):
-            if "text" not in item:
-                raise InputError("document has no 'text'", where=f"document {i}")
-            doc_id = item.get("id", item.get("_id", i))
-            docs.append(Document(id=str(doc_id), text=item["text"], title=item.get("title", "") or "",
-                                 metadata=dict(item.get("metadata") or {}), source=f"document {i}"))
-        else:
-            raise InputError(f"a document must be a Document, dict or str, got {type(item).__name__}",
-                             where=f"document {i}")
-    return docs
 
 
 class Collection:
@@ -83,16 +68,59 @@ class Collection:
         return cls(store, encoder)
 
     @classmethod
+    def build(cls, path: str | Path, encoder: Encoder, documents: Iterable[Document | dict[str, Any] | str], *,
+              vectors: np.ndarray | None = None, spec: IndexSpec | None = None, overwrite: bool = False,
+              batch_size: int = 32, show_progress: bool = False) -> Collection:
+        """Create and fill a collection in a temporary sibling folder, then swap it in whole; returns it opened.
+
+        Until the swap the previous collection at `path` stays as it was, and an error, Ctrl-C or kill leaves it
+        (or nothing, when there was none) behind: never an empty or half-filled folder. See lifecycle.py.
+        """
+        recorded = record_encoder(encoder)
+        docs = as_documents(documents)
+        if not docs:
+            raise InputError("no documents to build a collection from", where=str(path))
+        spec = spec or IndexSpec()
+        plan_index(spec, recorded["dimension"], 0)  # refuse an impossible spec before any work
+        with build_beside(path, overwrite=overwrite) as tmp:
+            FaissStore.init_folder(tmp, recorded["dimension"], spec, facts={ENCODER_KEY: recorded})
+            col = cls(FaissStore(tmp), encoder)
+            try:
+                col.add(docs, vectors=vectors, batch_size=batch_size, show_progress=show_progress)
+            finally:
+                col.close()  # writes the checkpoint and keyword index (an interrupted build is deleted anyway)
+        return cls.open(path, encoder)
+
+    @classmethod
     def open(cls, path: str | Path, encoder: Encoder | None = None, *, loader: EncoderLoader | None = None,
-             repair: bool = False) -> Collection:
+             repair: bool = False, read_only: bool = False) -> Collection:
         """Open an existing collection. A given encoder is checked against the recorded fingerprint and dimension;
-        without one, `loader(recorded spec)` loads it when encoding is first needed."""
-        store = FaissStore(path, repair=repair)
+        without one, `loader(recorded spec)` loads it when encoding is first needed. `read_only=True` opens a
+        folder without write access (a read-only mount, a shared artefact): nothing is written, writes are refused.
+        """
+        store = FaissStore(path, repair=repair, read_only=read_only)
         try:
             return cls(store, encoder, loader=loader)
         except BaseException:
             store.close()
             raise
+
+    @staticmethod
+    def repair(path: str | Path, *, drop_lost: bool = False) -> dict[str, Any]:
+        """Bring a collection back to its last committed state (rebuild its index files); a report of what was
+        done. What cannot be recovered is an error saying exactly what; vectors lost from the vectors file are
+        deleted with their documents only when `drop_lost=True`. See repair.py."""
+        return repair_collection(path, drop_lost=drop_lost)
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the collection was opened read-only."""
+        return bool(getattr(self.store, "read_only", False))
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise InputError("the collection was opened read-only: it cannot be written", where=self._where,
+                             hint="open it without read_only=True (with write access to the folder) to change it")
 
     @property
     def _where(self) -> str:
@@ -178,15 +206,19 @@ class Collection:
             batch_size: int = 32, show_progress: bool = False, refresh: bool = True) -> int:
         """Embed and upsert documents (same id replaces); `vectors` (precomputed, one row per document) skips
         encoding. `refresh=True` makes them keyword-searchable before returning; `refresh=False` (servers,
-        bulk loads) refreshes the keyword index in the background instead."""
+        bulk loads) refreshes the keyword index in the background instead.
+
+        Dicts are read like a data file's rows (`embedops.data.documents`): id, text and title fields, every other
+        key kept as metadata; a dict or string without an id gets a content id (the same text, the same id)."""
+        self._check_writable()  # before any encoding
         docs = as_documents(documents)
         seen: dict[str, str] = {}
         for d in docs:
             if not d.full_text.strip():
                 raise InputError(f"document {d.id!r} has empty text", where=d.source or None)
             if d.id in seen:
-                raise InputError(f"duplicate id {d.id!r} (also at {seen[d.id] or 'an earlier document'})",
-                                 where=d.source or None)
+                raise InputError(duplicate_message(d, seen[d.id] or "an earlier document"), where=d.source or None,
+                                 hint="give each document its own id")
             seen[d.id] = d.source
         if not docs:
             return 0
@@ -222,6 +254,7 @@ class Collection:
 
     def delete(self, ids: Sequence[str]) -> int:
         """Delete by id; returns how many existed."""
+        self._check_writable()
         return self.store.delete(ids)
 
     def rebuild(self, spec: IndexSpec | None = None) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import threading
 from collections.abc import Sequence
@@ -31,17 +32,20 @@ from typing import Any, Literal
 
 import numpy as np
 
-from embedops._io import atomic_dir, file_sha256
+from embedops._io import _umask, atomic_dir, file_sha256
 from embedops.errors import InputError, MissingDependencyError
 from embedops.index.ann import AnnIndex, Plan, plan_index
 from embedops.index.background import BackgroundWorker
 from embedops.index.base import IndexSpec
 from embedops.index.bm25 import KeywordIndex
-from embedops.index.locks import LOCK_NAME, RWLock, WriteLock
+from embedops.index.lifecycle import restore_replaced
+from embedops.index.locks import LOCK_NAME, NullLock, RWLock, WriteLock
 from embedops.index.maintenance import MANIFEST, MaintenanceMixin
+from embedops.index.repair import lost_vectors
 from embedops.index.searching import SearchMixin
 from embedops.index.snapshot import Snapshot, StateVersion, frozen_mask
 from embedops.index.sqlite_store import DB_NAME, ContentStore
+from embedops.index.validation import check_ids, check_vectors
 from embedops.index.vectorfile import VectorFile
 
 FORMAT_VERSION = 1
@@ -52,13 +56,19 @@ REFRESH_MODES = ("background", "now", "none")
 class FaissStore(SearchMixin, MaintenanceMixin):
     """FAISS + SQLite vector store: upsert, delete, filtered dense and BM25 search, recommend, atomic persistence."""
 
-    def __init__(self, folder: str | Path, *, repair: bool = False):
+    def __init__(self, folder: str | Path, *, repair: bool = False, read_only: bool = False,
+                 drop_lost: bool = False):
         self.folder = Path(folder)
-        if not self.folder.is_dir():
+        if repair and read_only:
+            raise InputError("a read-only collection cannot be repaired", where=str(self.folder))
+        if not self.folder.is_dir() and (read_only or not restore_replaced(self.folder)):
             raise InputError("collection folder not found", where=str(self.folder))
-        self.content = ContentStore(self.folder)
+        self.read_only = read_only
+        self.repairs: list[str] = []  # what opening with repair=True did, in words
+        self.lost_ids: list[str] = []  # documents deleted by repair(drop_lost=True): their vectors were gone
+        self.content = ContentStore(self.folder, read_only=read_only)
         self._rw = RWLock()
-        self._write_lock = WriteLock(self.folder)
+        self._write_lock: WriteLock | NullLock = NullLock() if read_only else WriteLock(self.folder)
         self._keyword_lock = threading.Lock()  # one keyword build at a time
         self._worker = BackgroundWorker(str(self.folder))
         self._writes = threading.local()  # generation of each thread's last write (read-your-writes token)
@@ -67,7 +77,7 @@ class FaissStore(SearchMixin, MaintenanceMixin):
         self._keyword_saved: KeywordIndex | None = None
         try:
             with self._write_lock:
-                self._snap: Snapshot = self._load(repair)
+                self._snap: Snapshot = self._load(repair, drop_lost=repair and drop_lost)
         except BaseException:
             self.content.close()
             self._write_lock.close()
@@ -90,7 +100,15 @@ class FaissStore(SearchMixin, MaintenanceMixin):
             if not (folder / DB_NAME).is_file():
                 raise InputError("refusing to overwrite a folder that is not a collection", where=str(folder))
         with atomic_dir(folder) as tmp:
-            content = ContentStore(tmp, create=True)
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700: readers of a shared collection need more
+            cls.init_folder(tmp, dimension, spec, facts=facts)
+        return cls(folder)
+
+    @staticmethod
+    def init_folder(folder: Path, dimension: int, spec: IndexSpec, *, facts: dict[str, Any] | None = None) -> None:
+        """Write the files of an empty collection into an existing empty folder (`create` and builds use it)."""
+        content = ContentStore(folder, create=True)
+        try:
             with content.transaction():
                 content.set_meta("format", FORMAT_VERSION)
                 content.set_meta("dimension", dimension)
@@ -98,11 +116,11 @@ class FaissStore(SearchMixin, MaintenanceMixin):
                 content.set_meta("epoch", 0)
                 for key, value in (facts or {}).items():
                     content.set_meta(key, value)
+        finally:
             content.close()
-            (tmp / "vectors.0.f32").touch()
-        return cls(folder)
+        (folder / "vectors.0.f32").touch()
 
-    def _load(self, repair: bool) -> Snapshot:
+    def _load(self, repair: bool, *, drop_lost: bool = False) -> Snapshot:
         """Read the committed state from disk (write lock held) and return it as a snapshot."""
         c = self.content
         meta = c.all_meta(c.conn)
@@ -112,15 +130,23 @@ class FaissStore(SearchMixin, MaintenanceMixin):
         self.spec = IndexSpec.from_dict(meta.get("spec", {}))
         epoch, generation = int(meta.get("epoch", 0)), int(meta.get("generation", 0))
         ids, live = c.ids_and_live(c.conn)
-        vfile = VectorFile(self.folder / f"vectors.{epoch}.f32", self.dimension, len(ids))
+        vec_path = self.folder / f"vectors.{epoch}.f32"
+        have = VectorFile.rows_on_disk(vec_path, self.dimension)
+        if have < len(ids):
+            ids, live, generation = lost_vectors(self, vec_path, have, ids, live, drop_lost)
+        tail = vec_path.stat().st_size - len(ids) * self.dimension * 4 if vec_path.exists() else 0
+        if tail > 0 and not self.read_only:
+            self.repairs.append(f"cut {tail} bytes of an append that never committed from {vec_path.name}")
+        vfile = VectorFile(vec_path, self.dimension, len(ids), read_only=self.read_only)
         vectors = vfile.map(len(ids))
         ann = self._load_checkpoint(repair, epoch, ids, live, vectors)
         if len(ids) > ann.ntotal:  # committed after the last checkpoint: re-add from the vectors file
             ann.add(np.asarray(vectors[ann.ntotal :]))
         self._vfile = vfile
-        keyword = self._load_keyword(epoch, len(ids), generation)
+        keyword = self._load_keyword(epoch, len(ids), generation, fresh=repair)
         snap = Snapshot(epoch, generation, ann, ids, len(ids), frozen_mask(live), int(live.sum()), vectors, keyword)
-        self._remove_strays(vfile.path.name)
+        if not self.read_only:
+            self._remove_strays(vfile.path.name)
         return snap
 
     def _load_checkpoint(self, repair: bool, epoch: int, ids: list[str], live: np.ndarray,
@@ -155,16 +181,21 @@ class FaissStore(SearchMixin, MaintenanceMixin):
         if len(ids):
             ann.train(np.asarray(vectors[live] if count else vectors))
         self._checkpoint = (None, 0, 0)
+        if repair:
+            self.repairs.append(f"rebuilt the FAISS index from the {len(ids)} stored vectors")
         return ann
 
-    def _load_keyword(self, epoch: int, slots: int, generation: int) -> KeywordIndex | None:
-        """The saved keyword index when it covers this state, else one built now (at open, not at a search)."""
+    def _load_keyword(self, epoch: int, slots: int, generation: int, *, fresh: bool = False) -> KeywordIndex | None:
+        """The saved keyword index when it covers this state, else (or when `fresh`) one built now (at open, not
+        at a search)."""
         try:
-            saved = KeywordIndex.load(self.folder)
+            saved = None if fresh else KeywordIndex.load(self.folder)
             if saved is not None and saved.matches(epoch, slots):
                 self._keyword_saved = saved
                 return saved
             found, texts = self.content.live_texts(slots, self.content.conn)
+            if fresh:
+                self.repairs.append(f"rebuilt the keyword index from the {len(texts)} stored texts")
             return KeywordIndex.build(found, texts, epoch, slots, generation)
         except MissingDependencyError:
             return None  # keyword search then names the extra to install
@@ -175,10 +206,14 @@ class FaissStore(SearchMixin, MaintenanceMixin):
             keep.add(self._checkpoint[0])
         for p in self.folder.iterdir():
             name = p.name
+            # Temp files and folders (a checkpoint, a keyword index save) of a writer killed mid-write.
             stray = (name.startswith(("vectors.", "index.")) and name.endswith((".f32", ".faiss"))) or (
-                name.startswith(".") and name.endswith(".tmp"))
+                name.startswith(".") and name.endswith((".tmp", ".old")))
             if stray and name not in keep:
-                p.unlink(missing_ok=True)
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
 
     # -- facts ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -227,6 +262,11 @@ class FaissStore(SearchMixin, MaintenanceMixin):
         if self._closed:
             raise InputError("the collection is closed", where=str(self.folder))
 
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise InputError("the collection was opened read-only: it cannot be written", where=str(self.folder),
+                             hint="open it without read_only=True (with write access to the folder) to change it")
+
     # -- writes -----------------------------------------------------------------------------
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[dict[str, Any]] | None = None,
                texts: Sequence[str | None] | None = None, *, refresh: Refresh = "background") -> int:
@@ -235,6 +275,7 @@ class FaissStore(SearchMixin, MaintenanceMixin):
         `refresh`: "background" schedules the keyword index refresh, "now" rebuilds it in this thread before
         returning, "none" leaves it to the caller (`refresh()` or `schedule_refresh()`).
         """
+        self._check_writable()
         if refresh not in REFRESH_MODES:
             raise InputError(f"refresh must be one of {', '.join(REFRESH_MODES)}, got {refresh!r}", where="upsert")
         ids = self._check_ids(ids)
@@ -257,12 +298,11 @@ class FaissStore(SearchMixin, MaintenanceMixin):
         with self._write_lock:
             self._check_open()
             snap = self._sync()
+            start = self._vfile.count
             c.begin()
-            appended = False
             try:
                 replaced = c.live_slots(ids, c.conn)
-                start = self._vfile.append(vectors)  # fsynced before the commit that makes the slots visible
-                appended = True
+                self._vfile.append(vectors)  # fsynced before the commit that makes the slots visible
                 c.mark_deleted(list(replaced.values()))
                 c.insert(start, ids, txts, metas)
                 generation = c.bump_generation()
@@ -273,9 +313,8 @@ class FaissStore(SearchMixin, MaintenanceMixin):
                                int(live.sum()), self._vfile.map(start + n))
                 new = self._publish(new, vectors, ids, textless=all(t is None for t in txts))
             except BaseException:
-                c.rollback()
-                if appended and self._vfile.count == start:
-                    self._vfile.rollback()
+                if not self._after_failed_write(snap.generation):
+                    self._vfile.rollback()  # the append's transaction never committed: its tail goes
                 raise
             self._writes.generation = generation
             stale = new.keyword is not None and not new.keyword.matches(new.epoch, new.slots)
@@ -286,6 +325,7 @@ class FaissStore(SearchMixin, MaintenanceMixin):
 
     def delete(self, ids: Sequence[str]) -> int:
         """Mark documents deleted (compacted away by a later rebuild); returns how many existed."""
+        self._check_writable()
         ids = self._check_ids(ids, allow_duplicates=True)
         c = self.content
         with self._write_lock:
@@ -305,12 +345,29 @@ class FaissStore(SearchMixin, MaintenanceMixin):
                                int(live.sum()), snap.vectors)
                 new = self._publish(new, None, None)
             except BaseException:
-                c.rollback()
+                self._after_failed_write(snap.generation)
                 raise
             self._writes.generation = generation
             # Deletions leave the keyword index current: searches mask deleted slots with the live mask.
             self._after_write(new, False)
         return len(found)
+
+    def _after_failed_write(self, generation: int) -> bool:
+        """Roll back a write that raised; True when its transaction had committed all the same.
+
+        The database decides, not the code path: an exception (a Ctrl-C) can land between a COMMIT that went
+        through and the bookkeeping after it. A committed write's vectors are data: never cut them; the next
+        write reloads the state from disk instead.
+        """
+        c = self.content
+        try:
+            c.rollback()
+            if c.generation(c.conn) == generation:
+                return False
+        except Exception:  # noqa: BLE001 - unknown counts as committed: an uncut tail is cut at the next open
+            pass
+        self._damaged = True
+        return True
 
     def _publish(self, new: Snapshot, vectors: np.ndarray | None, ids: list[str] | None, *,
                  textless: bool = False) -> Snapshot:
@@ -340,39 +397,11 @@ class FaissStore(SearchMixin, MaintenanceMixin):
             self._rw.release_write()
         return new
 
-    # -- validation -------------------------------------------------------------------------
-    @staticmethod
-    def _check_ids(ids: Sequence[str], allow_duplicates: bool = False) -> list[str]:
-        if isinstance(ids, str):
-            raise InputError("ids must be a list of strings, got a single string", hint="wrap it in a list")
-        ids = list(ids)
-        seen: dict[str, int] = {}
-        for i, doc_id in enumerate(ids):
-            if not isinstance(doc_id, str) or not doc_id:
-                raise InputError(f"id must be a non-empty string, got {doc_id!r}", where=f"batch index {i}")
-            if not allow_duplicates and doc_id in seen:
-                raise InputError(f"duplicate id {doc_id!r} in one batch (indexes {seen[doc_id]} and {i})",
-                                 where="upsert", hint="each id may appear once per batch")
-            seen.setdefault(doc_id, i)
-        return ids
+    # -- validation (validation.py) ---------------------------------------------------------------
+    _check_ids = staticmethod(check_ids)
 
     def _check_vectors(self, vectors: Any, ids: list[str]) -> np.ndarray:
-        arr = np.asarray(vectors)
-        if arr.ndim != 2 or arr.shape[0] != len(ids):
-            raise InputError(f"expected vectors of shape ({len(ids)}, {self.dimension}), got {arr.shape}",
-                             where="upsert")
-        if arr.shape[1] != self.dimension:
-            raise InputError(f"vectors have dimension {arr.shape[1]}, the collection has {self.dimension}",
-                             where="upsert", hint="was the collection built with another model?")
-        if not np.issubdtype(arr.dtype, np.number):
-            raise InputError(f"vectors must be numeric, got dtype {arr.dtype}", where="upsert")
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
-        bad = ~np.isfinite(arr).all(axis=1)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InputError(f"vector of id {ids[i]!r} contains NaN or infinity ({int(bad.sum())} bad rows)",
-                             where=f"batch index {i}")
-        return arr
+        return check_vectors(vectors, ids, self.dimension)
 
 
 def remove_collection(folder: str | Path) -> None:

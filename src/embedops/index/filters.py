@@ -7,6 +7,10 @@ Syntax (keys are ANDed)::
     {"year": {"gte": 2010, "lt": 2020}}    numeric range (gt, gte, lt, lte)
     {"year": {"eq": 2015}}                 explicit equality
 
+Any metadata key can be filtered on, whatever its characters (dots, quotes, spaces, the empty key): plain keys go
+through a quoted JSON path, others through `json_each`, whose keys SQLite compares decoded (its JSON paths compare
+a label with the stored, escaped text, so `"` or `\\` in a key could never match there).
+
 A field that no document has matches nothing (an empty result, not an error). A filter whose value type cannot
 match the stored values (a range on a text field, a text value for a numeric field) is an error that names the
 field, because a silently empty answer would hide the typo.
@@ -20,7 +24,8 @@ from typing import Any
 
 from embedops.errors import InputError
 
-_FIELD = re.compile(r"^[A-Za-z0-9_][\w.\-]*$")
+# Keys a quoted JSON path finds: no quote, backslash, control or non-ASCII character (all stored escaped or raw).
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.:@/ $-]*")
 _RANGE_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 _OPS = {"eq", "in", *_RANGE_OPS}
 NUMERIC_TYPES = {"integer", "real"}
@@ -69,8 +74,9 @@ def parse_filter(spec: dict[str, Any] | None) -> list[Condition]:
         raise InputError(f"a filter must be a JSON object, got {type(spec).__name__}", where="filter")
     out: list[Condition] = []
     for field, cond in spec.items():
-        if not isinstance(field, str) or not _FIELD.match(field):
-            raise InputError(f"invalid filter field name {field!r}", where="filter")
+        if not isinstance(field, str):
+            raise InputError(f"filter field names must be strings, got {type(field).__name__} {field!r}",
+                             where="filter")
         if not isinstance(cond, dict):
             out.append(Condition(field, "eq", (_check_scalar(field, cond),)))
             continue
@@ -103,8 +109,21 @@ def parse_filter(spec: dict[str, Any] | None) -> list[Condition]:
 
 
 def json_path(field: str) -> str:
-    """SQLite JSON path for a top-level key (quoted so dots and dashes are literal)."""
+    """SQLite JSON path for a plain top-level key (quoted so dots and dashes are literal)."""
     return f'$."{field}"'
+
+
+def is_plain(field: str) -> bool:
+    """Whether a quoted JSON path addresses `field` (else it is looked up with json_each)."""
+    return _PLAIN_KEY.fullmatch(field) is not None
+
+
+def field_types_sql(field: str, column: str = "meta") -> tuple[str, list[Any]]:
+    """A query for the distinct JSON types `field` takes among live rows."""
+    if is_plain(field):
+        return f"SELECT DISTINCT json_type({column}, ?) FROM docs WHERE deleted = 0", [json_path(field)]
+    return (f"SELECT DISTINCT je.type FROM docs, json_each(docs.{column}) AS je WHERE docs.deleted = 0 "
+            f"AND je.key = ?", [field])
 
 
 def check_types(conditions: list[Condition], stored: dict[str, set[str]]) -> None:
@@ -127,27 +146,40 @@ def to_sql(conditions: list[Condition], column: str = "meta") -> tuple[str, list
     parts: list[str] = []
     params: list[Any] = []
     for c in conditions:
-        expr = f"json_extract({column}, ?)"
-        if c.op == "range":
-            # Only numbers take part in a range: SQLite would otherwise order text after all numbers.
-            sub = [f"json_type({column}, ?) IN ('integer', 'real')"]
-            params.append(json_path(c.field))
-            for op, value in c.bounds:
-                sub.append(f"{expr} {_RANGE_OPS[op]} ?")
-                params.extend([json_path(c.field), value])
-            parts.append("(" + " AND ".join(sub) + ")")
-            continue
-        ors = []
-        for v in c.values:
-            if isinstance(v, bool):
-                # JSON true/false come back from json_extract as 1/0; compare the JSON type too.
-                ors.append(f"json_type({column}, ?) = ?")
-                params.extend([json_path(c.field), "true" if v else "false"])
-            elif isinstance(v, int | float):
-                ors.append(f"(json_type({column}, ?) IN ('integer', 'real') AND {expr} = ?)")
-                params.extend([json_path(c.field), json_path(c.field), v])
-            else:
-                ors.append(f"(json_type({column}, ?) = 'text' AND {expr} = ?)")
-                params.extend([json_path(c.field), json_path(c.field), v])
-        parts.append("(" + " OR ".join(ors) + ")")
+        if is_plain(c.field):
+            path = json_path(c.field)
+            sql, values = _condition(c, f"json_type({column}, ?)", f"json_extract({column}, ?)", [path])
+        else:
+            # The key as a parameter, compared decoded: the same test on the matching json_each row.
+            sql, values = _condition(c, "je.type", "je.value", [])
+            sql = f"EXISTS (SELECT 1 FROM json_each({column}) AS je WHERE je.key = ? AND {sql})"
+            values = [c.field, *values]
+        parts.append(sql)
+        params.extend(values)
     return " AND ".join(parts) or "1", params
+
+
+def _condition(c: Condition, type_expr: str, value_expr: str, key: list[Any]) -> tuple[str, list[Any]]:
+    """One condition over a type and a value expression; `key` is the parameter each expression takes."""
+    params: list[Any] = []
+    if c.op == "range":
+        # Only numbers take part in a range: SQLite would otherwise order text after all numbers.
+        sub = [f"{type_expr} IN ('integer', 'real')"]
+        params.extend(key)
+        for op, value in c.bounds:
+            sub.append(f"{value_expr} {_RANGE_OPS[op]} ?")
+            params.extend([*key, value])
+        return "(" + " AND ".join(sub) + ")", params
+    ors = []
+    for v in c.values:
+        if isinstance(v, bool):
+            # JSON true/false come back from json_extract as 1/0; compare the JSON type too.
+            ors.append(f"{type_expr} = ?")
+            params.extend([*key, "true" if v else "false"])
+        elif isinstance(v, int | float):
+            ors.append(f"({type_expr} IN ('integer', 'real') AND {value_expr} = ?)")
+            params.extend([*key, *key, v])
+        else:
+            ors.append(f"({type_expr} = 'text' AND {value_expr} = ?)")
+            params.extend([*key, *key, v])
+    return "(" + " OR ".join(ors) + ")", params

@@ -3,7 +3,10 @@
 - `RWLock`: readers share it; a writer holds it alone, and only for the short publish step (SQLite commit, FAISS
   add, snapshot swap), because FAISS indexes are mutated in place by `add` and searches must not overlap an add.
 - `WriteLock`: the writer mutex. A re-entrant lock inside the process plus `fcntl.flock` on a lock file in the
-  collection folder, so two processes (a server and a CLI `index add`) never write one collection at once.
+  collection folder, so two processes (a server and a CLI `index add`) never write one collection at once. A build
+  with overwrite swaps a new folder in under this lock; a writer that then gets the lock finds the lock file it
+  holds is no longer the one at the path, and is refused instead of writing into the replaced folder.
+- `NullLock`: what a read-only collection uses instead (it never writes, so it never locks or creates a file).
 """
 
 from __future__ import annotations
@@ -14,12 +17,18 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from embedops.errors import InputError
+
 try:  # POSIX; elsewhere only the in-process lock applies
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 LOCK_NAME = "write.lock"
+
+
+class FolderReplaced(InputError):
+    """The collection folder was swapped for a new build since this process opened it."""
 
 
 class RWLock:
@@ -100,8 +109,13 @@ class WriteLock:
         try:
             if self._depth == 0 and fcntl is not None:
                 if self._fd is None:
-                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                    self._fd = self._open()
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
+                if self._replaced():
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                    raise FolderReplaced("the collection was replaced (built again with overwrite) since it was "
+                                         "opened", where=str(self.path.parent),
+                                         hint="open it again to write to the new one")
         except BaseException:
             self._mutex.release()
             raise
@@ -116,9 +130,39 @@ class WriteLock:
         finally:
             self._mutex.release()
 
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise InputError(f"cannot open the write lock: {exc.strerror}", where=str(self.path),
+                             hint="a folder without write access can only be read: open it with read_only=True "
+                                  "(--read-only)") from exc
+
+    def _replaced(self) -> bool:
+        """Whether the folder at our path is no longer the one whose lock file we hold."""
+        try:
+            here = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        held = os.fstat(self._fd)
+        return (here.st_dev, here.st_ino) != (held.st_dev, held.st_ino)
+
     def close(self) -> None:
         """Release the lock file descriptor."""
         with self._mutex:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+class NullLock:
+    """The write lock of a read-only collection: nothing to exclude, no file to create."""
+
+    def __enter__(self) -> NullLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -21,6 +21,7 @@ from embedops._io import atomic_write_json, file_sha256
 from embedops.index.ann import AnnIndex, Plan, plan_index
 from embedops.index.base import IndexSpec
 from embedops.index.bm25 import KeywordIndex
+from embedops.index.locks import FolderReplaced
 from embedops.index.snapshot import Snapshot, frozen_mask
 from embedops.index.vectorfile import VectorFile
 
@@ -96,6 +97,7 @@ class MaintenanceMixin:
 
         Runs in the caller's thread; other writes wait, searches do not (they use the old index until the swap).
         """
+        self._check_writable()
         with self._write_lock:
             self._check_open()
             self._sync()
@@ -141,7 +143,15 @@ class MaintenanceMixin:
                 c.rollback()
                 raise
         except BaseException:
-            if self._snap.epoch != new_epoch:
+            # Only an epoch the database never committed loses its vectors file (a Ctrl-C can land after the
+            # COMMIT and before the swap: then the new epoch is the data, and the next write reloads it).
+            try:
+                committed = int(c.get_meta("epoch", 0, c.conn)) == new_epoch
+            except Exception:  # noqa: BLE001 - unknown counts as committed: a stray file is removed later
+                committed = True
+            if committed:
+                self._damaged = True
+            elif self._snap.epoch != new_epoch:
                 vec_path.unlink(missing_ok=True)
             raise
         self._vfile = vfile
@@ -184,6 +194,7 @@ class MaintenanceMixin:
     # -- persistence --------------------------------------------------------------------------
     def flush(self) -> None:
         """Write the FAISS checkpoint and the keyword index (each only when changed)."""
+        self._check_writable()
         with self._write_lock:
             if not self._closed:
                 self._flush_locked()
@@ -219,14 +230,20 @@ class MaintenanceMixin:
         if self._closed:
             return
         self._worker.close()
-        with self._write_lock:
-            if self._closed:
-                return
-            try:
-                self._flush_locked()
-            finally:
-                self._closed = True
-                self.content.close()
+        try:
+            with self._write_lock:
+                if self._closed:
+                    return
+                try:
+                    if not self.read_only:
+                        self._flush_locked()
+                finally:
+                    self._closed = True
+                    self.content.close()
+        except FolderReplaced:
+            # A new build took the folder's place: nothing of this state belongs there any more.
+            self._closed = True
+            self.content.close()
         self._write_lock.close()
 
     def __enter__(self):
@@ -282,8 +299,10 @@ class MaintenanceMixin:
                 problems.append(f"id map differs from the database ({len(snap.ids)} in memory, {len(ids)} rows)")
             if len(live) != snap.slots or not np.array_equal(live, snap.live) or snap.live_count != live.sum():
                 problems.append("live mask differs from the database's deletion markers")
-            size = self._vfile.path.stat().st_size
-            if size != snap.slots * self.dimension * 4:
+            size = self._vfile.path.stat().st_size if self._vfile.path.exists() else 0
+            # A read-only reader leaves an uncommitted tail for the next writer to cut: only a short file is wrong.
+            if size < snap.slots * self.dimension * 4 or (size != snap.slots * self.dimension * 4
+                                                           and not self.read_only):
                 problems.append(f"vectors file holds {size / (self.dimension * 4):g} rows for {snap.slots} slots")
             if snap.ann.ntotal != snap.slots:
                 problems.append(f"FAISS index holds {snap.ann.ntotal} vectors for {snap.slots} slots")

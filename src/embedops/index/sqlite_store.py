@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 import weakref
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from embedops.errors import InputError
-from embedops.index.filters import Condition, json_path, to_sql
+from embedops.index.filters import Condition, field_types_sql, to_sql
 
 DB_NAME = "collection.db"
 
@@ -37,6 +38,24 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+def _has_wal(db: Path) -> bool:
+    wal = db.with_name(db.name + "-wal")
+    return wal.is_file() and wal.stat().st_size > 0
+
+
+def read_only_uri(db: Path) -> str:
+    """SQLite URI that reads `db` without writing anything the reader could avoid.
+
+    `mode=ro` where the folder is writable (a reader beside live writers needs the WAL index, -shm). In a folder
+    nobody may write (chmod -w, a read-only mount) no writer can exist: `immutable=1` then reads the file with no
+    locks and no -shm, unless a write-ahead log still holds commits, which only `mode=ro` can read.
+    """
+    uri = db.resolve().as_uri()
+    if os.access(db.parent, os.W_OK) or _has_wal(db):
+        return uri + "?mode=ro"
+    return uri + "?mode=ro&immutable=1"
+
+
 class ContentStore:
     """SQLite rows and collection facts.
 
@@ -46,19 +65,32 @@ class ContentStore:
     connection to use; by default the calling thread's reader.
     """
 
-    def __init__(self, folder: str | Path, *, create: bool = False):
+    def __init__(self, folder: str | Path, *, create: bool = False, read_only: bool = False):
         self.path = Path(folder) / DB_NAME
+        self.read_only = read_only
         if not create and not self.path.is_file():
             raise InputError("not a collection (no collection.db)", where=str(Path(folder)))
+        self._uri = read_only_uri(self.path) if read_only else None
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves so a batch is one transaction.
             self.conn: sqlite3.Connection | None = self._connect()
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed upsert survives power loss, not only a killed process.
-            self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.executescript(_SCHEMA)
+            if read_only:
+                self.conn.execute("PRAGMA query_only=ON")
+                self.conn.execute("SELECT COUNT(*) FROM meta").fetchone()  # fail here, not at the first search
+            else:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                # FULL: a committed upsert survives power loss, not only a killed process.
+                self.conn.execute("PRAGMA synchronous=FULL")
+                self.conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise InputError(f"cannot open the collection database: {exc}", where=str(self.path)) from exc
+            hint = None
+            if not read_only and not os.access(self.path.parent, os.W_OK):
+                hint = "the folder is not writable: open it with read_only=True (--read-only) to search it"
+            elif read_only and _has_wal(self.path):
+                hint = ("its last commits are still in collection.db-wal, which a reader without write access "
+                        "cannot apply: open it once with write access (closing it folds the log in)")
+            raise InputError(f"cannot open the collection database{' read-only' if read_only else ''}: {exc}",
+                             where=str(self.path), hint=hint) from exc
         self._local = threading.local()
         # Each reader with the thread that owns it, so readers of finished threads get closed, not leaked.
         self._readers: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
@@ -66,8 +98,9 @@ class ContentStore:
 
     def _connect(self) -> sqlite3.Connection:
         # check_same_thread=False only so close() may close every thread's reader; each is used by one thread.
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        return conn
+        if self._uri is not None:
+            return sqlite3.connect(self._uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30.0)
+        return sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
 
     def reader(self) -> sqlite3.Connection:
         """This thread's read-only connection (opened on first use)."""
@@ -225,9 +258,8 @@ class ContentStore:
 
     def field_types(self, field: str, conn: sqlite3.Connection | None = None) -> set[str]:
         """JSON types a field takes among live rows."""
-        rows = (conn or self.reader()).execute(
-            "SELECT DISTINCT json_type(meta, ?) FROM docs WHERE deleted = 0", (json_path(field),)
-        )
+        sql, params = field_types_sql(field)
+        rows = (conn or self.reader()).execute(sql, params)
         return {r[0] for r in rows if r[0] is not None and r[0] != "null"}
 
     def matching_slots(self, conditions: list[Condition], conn: sqlite3.Connection | None = None) -> np.ndarray:

@@ -18,7 +18,7 @@ from embedops.errors import InputError
 class VectorFile:
     """Rows of float32 vectors by slot."""
 
-    def __init__(self, path: Path, dimension: int, committed: int):
+    def __init__(self, path: Path, dimension: int, committed: int, *, read_only: bool = False):
         self.path = path
         self.dimension = dimension
         self.row_bytes = dimension * 4
@@ -26,18 +26,28 @@ class VectorFile:
             if committed:
                 raise InputError(f"the vectors file is missing but the database has {committed} vectors",
                                  where=str(path))
-            path.touch()
-        size = path.stat().st_size
+            if not read_only:
+                path.touch()
+        size = path.stat().st_size if path.exists() else 0
         have = size // self.row_bytes
         if have < committed:
             raise InputError(f"the vectors file is truncated: it holds {have} vectors, the database "
                              f"{committed}", where=str(path))
-        if size != committed * self.row_bytes:
-            # An append whose transaction never committed (killed process): drop it.
+        if size != committed * self.row_bytes and not read_only:
+            # An append whose transaction never committed (killed process): drop it. (A read-only reader maps
+            # only the committed rows and leaves the tail to the next writer.)
             with open(path, "r+b") as fh:
                 fh.truncate(committed * self.row_bytes)
                 os.fsync(fh.fileno())
         self.count = committed
+
+    @staticmethod
+    def rows_on_disk(path: Path, dimension: int) -> int:
+        """Whole rows the file holds (0 when it is missing)."""
+        try:
+            return path.stat().st_size // (dimension * 4)
+        except FileNotFoundError:
+            return 0
 
     def append(self, vectors: np.ndarray) -> int:
         """Write rows at the end and fsync; returns the first new slot."""
