@@ -15,21 +15,6 @@ from embedops.models import bundled_default_path
 from embedops.registry import Registry
 
 
-@pytest.fixture(scope="module")
-def small_model(tmp_path_factory) -> Path:
-    """A copy of the bundled model (hard links: registration must still treat it as a real folder)."""
-    src = bundled_default_path()
-    dst = tmp_path_factory.mktemp("m") / "minilm"
-    for f in src.rglob("*"):
-        target = dst / f.relative_to(src)
-        if f.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(f, target)
-    return dst
-
-
 def test_import_creates_versions_with_manifest(tmp_path: Path, small_model: Path) -> None:
     reg = Registry(tmp_path / "reg")
     v1 = reg.import_model(small_model, "minilm")

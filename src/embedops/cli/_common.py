@@ -11,7 +11,7 @@ from rich.table import Table
 
 from embedops._console import console, err_console, quiet_libraries
 
-__all__ = ["ConfigOpt", "console", "err_console", "load_encoder_quietly", "metrics_table", "open_project",
+__all__ = ["ConfigOpt", "console", "err_console", "metrics_table", "open_project",
            "project_encoder", "quiet_libraries"]
 
 
@@ -37,11 +37,6 @@ def project_encoder(project, model: str | None = None, backend: str | None = Non
     label = model or project.config.model.name
     with err_console.status(f"loading model {label} ({backend or project.config.model.backend})"):
         return project.load_encoder(*args, backend=backend, quantization=quantization, **options)
-
-
-def load_encoder_quietly(model: str | None, backend: str = "torch", **options: Any):
-    """Load an encoder with a spinner and without library noise (through the default Project)."""
-    return project_encoder(open_project(), model, backend, **options)
 
 
 def metrics_table(title: str, rows: Iterable[tuple[str, Any]]) -> Table:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -18,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from embedops._io import atomic_write_json
+from embedops._io import atomic_write_json, replace_dir
 from embedops._optional import require
 from embedops.config.schema import QuantizationGate
 from embedops.errors import InputError
@@ -113,18 +112,6 @@ def nncf_quantize(ir_path: Path, feeds: list[dict[str, Any]], recipe: OvQuantRec
                              advanced_parameters=advanced)
 
 
-def _install(candidate: Path, dest: Path) -> None:
-    """Swap the accepted candidate folder into place (the old one, if any, is removed after)."""
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(dest, old)
-        os.replace(candidate, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(candidate, dest)
-
-
 def quantize_openvino(
     model: str | None = None,
     *,
@@ -170,7 +157,7 @@ def quantize_openvino(
             atomic_write_json(candidate / INFO, {"ir_hash": ir_hash(candidate), "openvino": ov.__version__,
                                                  "nncf": require("nncf", "openvino").__version__,
                                                  "gate": report.as_dict()})
-            _install(candidate, root / "int8")
+            replace_dir(candidate, root / "int8")
     finally:
         shutil.rmtree(candidate, ignore_errors=True)  # a refused candidate is never left behind
     return report

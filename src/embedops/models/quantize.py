@@ -224,8 +224,6 @@ def quantize_model(
     threads: int | None = None,
     resolver: Resolver | None = None,
     backend: Literal["onnx", "openvino"] = "onnx",
-    sts: None = None,
-    retrieval: None = None,
 ) -> GateReport:
     """Export if needed, quantise, gate against the float model; install the int8 file only if the gate passes.
 
@@ -235,9 +233,6 @@ def quantize_model(
     """
     from embedops.models.onnx_backend import OnnxEncoder, make_session
 
-    if sts is not None or retrieval is not None:  # the old keywords: their checks live in eval now
-        raise TypeError("quantize_model(sts=..., retrieval=...) moved: pass "
-                        "extra_checks=embedops.eval.quant_gate.metric_checks(sts=..., retrieval=..., gate=...)")
     if backend == "openvino":
         from embedops.models.openvino_quantize import quantize_openvino
 
