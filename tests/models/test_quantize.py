@@ -152,3 +152,11 @@ def test_int8_spec_round_trips(accepted):
     assert again.quantization == "int8" and again.spec() == spec
     texts = ["A man is playing a guitar.", "The stock market fell sharply today."]
     assert np.allclose(again.encode(texts), int8.encode(texts), atol=1e-6)
+
+
+def test_cli_unknown_backend_exits_2_before_any_work(tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("first text\nsecond text\n")
+    out = _cli("--calibration", str(texts), "--backend", "tensorrt", cwd=tmp_path)
+    assert out.returncode == 2 and "--backend must be onnx or openvino" in out.stderr
+    assert list(tmp_path.iterdir()) == [texts]  # nothing written
