@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from embedops import Project
@@ -55,3 +57,57 @@ def test_index_section_search_mode_and_fusion_are_honoured(tmp_path, small_beir)
     minmax = project.search("T cell receptor activation", k=5, fusion="minmax")
     assert minmax[0].score > 2 / 61
     project.close()
+
+
+def _refused(call, where: str) -> None:
+    from embedops.errors import InputError
+
+    with pytest.raises((InputError, ConfigError)) as exc:
+        call()
+    # `where` leads the message (`k: must be ...`) or is named in it (a path, a split).
+    assert re.search(rf"(^|[ /]){re.escape(where)}[:' ]", str(exc.value)), str(exc.value)
+
+
+def test_api_arguments_are_checked_before_any_model_loads(tmp_path, small_beir):
+    (tmp_path / "a_file").write_text("x")
+    cfg = tmp_path / "embedops.yaml"
+    cfg.write_text("criteria:\n  success: ['ndcg@10 >= 0.5']\nevaluation:\n  retrieval: missing-beir\n")
+    project = Project.open(cfg)
+    cases = [
+        (lambda: project.search("  ", k=5), "query"),
+        (lambda: project.search("x", k=0), "k"),
+        (lambda: project.search("x", mode="fuzzy"), "mode"),
+        (lambda: project.search("x", fusion="max"), "fusion"),
+        (lambda: project.recommend([], k=3), "positive_ids"),
+        (lambda: project.recommend(["a"], k=0), "k"),
+        (lambda: project.open_collection(tmp_path / "no-col"), "no-col"),
+        (lambda: project.evaluate_retrieval(small_beir, metrics=["ndcg@0"]), "metrics"),
+        (lambda: project.evaluate_retrieval(small_beir, metrics=["bleu"]), "metrics"),
+        (lambda: project.evaluate_retrieval(small_beir, sample_queries=0), "sample_queries"),
+        (lambda: project.evaluate_retrieval(small_beir, sample_documents=-1), "sample_documents"),
+        (lambda: project.evaluate_retrieval(small_beir, chunk_tokens=32, chunk_overlap=40), "chunk_overlap"),
+        (lambda: project.evaluate_retrieval(tmp_path / "nope"), "data"),
+        (lambda: project.evaluate_retrieval(small_beir, split="nope"), "split 'nope'"),
+        (lambda: project.evaluate_sts(tmp_path / "nope.tsv"), "data"),
+        (lambda: project.evaluate_retrieval(), "evaluation.retrieval"),
+        (lambda: project.check(), "evaluation.retrieval"),
+        (lambda: project.prepare(tmp_path / "a_file" / "out.jsonl", small_beir / "corpus.jsonl"), "output"),
+        (lambda: project.build_collection(["text"], tmp_path / "a_file" / "col"), "path"),
+        (lambda: project.load_encoder(backend="tensorflow"), "backend"),
+        (lambda: project.encode("not a list"), "texts"),
+    ]
+    for call, where in cases:
+        _refused(call, where)
+    assert project._encoders == {}, "a model was loaded before the arguments were checked"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "embedops.yaml"]
+
+
+def test_evaluating_on_zero_queries_is_refused(tmp_path, small_beir):
+    import shutil
+
+    beir = tmp_path / "beir"
+    shutil.copytree(small_beir, beir)
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n")
+    project = Project()
+    _refused(lambda: project.evaluate_retrieval(beir), "no judged queries")
+    assert project._encoders == {}

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from embedops.config import ProjectConfig, load_config
+from embedops.config import ProjectConfig, checks, load_config
 from embedops.errors import ConfigError, InputError
 
 _UNSET = object()
@@ -82,6 +82,7 @@ class Project:
         name = m.name if model is _UNSET else model
         backend = backend or m.backend
         quantization = quantization or m.quantization
+        checks.choice(backend, ("torch", "onnx", "openvino"), "backend")
         if quantization not in ("none", "int8"):
             raise InputError(f"quantization must be none or int8, got {quantization!r}", where="quantization")
         if quantization != "none" and backend not in ("onnx", "openvino"):
@@ -129,6 +130,9 @@ class Project:
 
     def encode(self, texts: list[str], kind: str | None = None):
         """Embed texts with the project's model (normalised float32)."""
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise InputError("must be a list of strings", where="texts")
+        checks.choice(kind, ("query", "document"), "kind")
         return self.encoder.encode(texts, batch_size=self.config.model.batch_size, kind=kind)
 
     # -- data -------------------------------------------------------------------------------
@@ -153,6 +157,8 @@ class Project:
         else:
             src = self.source(source)
             path, text_field, id_field = self.config.resolve(src.path), src.text_field, src.id_field
+        checks.existing(path, "source")
+        checks.writable_target(output, "output")
         if options is None:
             p = self.config.prepare
             options = PrepareOptions(
@@ -176,12 +182,19 @@ class Project:
         ev = self.config.evaluation
         if data is None and not ev.retrieval:
             raise ConfigError("set evaluation.retrieval to a BEIR folder", where="evaluation.retrieval")
+        metrics = checks.retrieval_metrics(metrics, "metrics") if metrics is not None else None
+        checks.positive_int(sample_queries, "sample_queries")
+        checks.positive_int(sample_documents, "sample_documents")
+        checks.chunking(chunk_tokens, chunk_overlap)
         path = Path(data) if data is not None else self.config.resolve(ev.retrieval)
+        checks.existing(path, "data" if data is not None else "evaluation.retrieval", kind="dir")
         ds = load_beir(path, split or ev.split)
         sq = sample_queries if sample_queries is not None else (ev.sample_queries if data is None else None)
         sd = sample_documents if sample_documents is not None else (ev.sample_documents if data is None else None)
         if sq or sd:
             ds = sample_beir(ds, queries=sq, documents=sd)
+        if not ds.queries or not ds.corpus:  # never a score computed on nothing
+            raise InputError(f"no judged queries or no documents for split {ds.split!r}", where=str(path))
         return evaluate_retrieval(encoder or self.encoder, ds, metrics=metrics or DEFAULT_METRICS,
                                   batch_size=self.config.model.batch_size, use_cache=use_cache,
                                   show_progress=show_progress, chunk_tokens=chunk_tokens,
@@ -197,6 +210,7 @@ class Project:
         if data is None and not ev.sts:
             raise ConfigError("set evaluation.sts to an STS file", where="evaluation.sts")
         path = Path(data) if data is not None else self.config.resolve(ev.sts)
+        checks.existing(path, "data" if data is not None else "evaluation.sts")
         return evaluate_sts(encoder or self.encoder, load_sts(path, split or ev.split),
                             batch_size=self.config.model.batch_size, use_cache=use_cache,
                             show_progress=show_progress)
@@ -214,22 +228,35 @@ class Project:
             raise ConfigError("nothing to evaluate: set evaluation.retrieval and/or evaluation.sts")
         return out
 
-    def check(self, encoder=None, *, show_progress: bool = False):
-        """Measure the success criteria; a list of CriterionResult."""
+    def criteria_data(self):
+        """The evaluation data the success criteria need, read and checked (before any model loads)."""
+        from embedops.eval.criteria import load_criteria_data
+
+        return load_criteria_data(self.config)
+
+    def check(self, encoder=None, *, show_progress: bool = False, data=None):
+        """Measure the success criteria; a list of CriterionResult (pass, fail or not measured, never assumed).
+
+        The evaluation data is read first, so a missing file is refused before the model loads.
+        """
         from embedops.eval.criteria import measure_criteria
 
-        return measure_criteria(self.config, encoder or self.encoder, show_progress=show_progress)
+        data = data if data is not None else self.criteria_data()
+        return measure_criteria(self.config, encoder or self.encoder, data=data, show_progress=show_progress)
 
     def gate(self, encoder=None, *, show_progress: bool = False) -> dict[str, Any]:
-        """The quality gate: the project's success criteria measured with `encoder`; failed when any fails."""
+        """The quality gate: the criteria measured with `encoder`; failed when one fails or cannot be measured."""
         criteria = self.config.criteria.parsed()
         if not criteria:
             return {"passed": True, "summary": "no success criteria in the project file", "criteria": []}
         results = self.check(encoder, show_progress=show_progress)
         failed = [r for r in results if r.status == "fail"]
-        summary = ("all measured criteria pass" if not failed else
-                   "; ".join(f"{r.criterion} measured {r.value:.4g}" for r in failed))
-        return {"passed": not failed, "summary": summary, "criteria": [r.as_dict() for r in results]}
+        unmeasured = [r for r in results if r.status == "not measured"]
+        parts = [f"{r.criterion} measured {r.value:.4g}" for r in failed]
+        parts += [f"{r.criterion} not measured ({r.note})" for r in unmeasured]
+        summary = "; ".join(parts) if parts else "all criteria measured and pass"
+        ok = not failed and not unmeasured
+        return {"passed": ok, "summary": summary, "criteria": [r.as_dict() for r in results]}
 
     # -- index and search (embedops.index) --------------------------------------------------
     def index_spec(self, **overrides: Any):
@@ -247,6 +274,7 @@ class Project:
         from embedops.index import Collection
 
         target = self.config.resolve(path or self.config.index.path)
+        checks.writable_target(target, "path", folder=True)
         col = Collection.create(target, encoder or self.encoder, spec=spec or self.index_spec(), overwrite=overwrite)
         with self._lock:
             old = self._collections.pop(target.resolve(), None)
@@ -264,6 +292,8 @@ class Project:
         from embedops.index import Collection
 
         target = self.config.resolve(path or self.config.index.path)
+        checks.writable_target(target, "path", folder=True)
+        checks.positive_int(self.config.model.batch_size, "model.batch_size")
         col = Collection.build(target, encoder or self.encoder, documents, vectors=vectors,
                                spec=spec or self.index_spec(), overwrite=overwrite,
                                batch_size=self.config.model.batch_size, show_progress=show_progress)
@@ -275,17 +305,20 @@ class Project:
                 old.close()
         return col
 
-    def open_collection(self, path: str | Path | None = None, *, repair: bool = False, read_only: bool = False):
+    def open_collection(self, path: str | Path | None = None, *, repair: bool = False, read_only: bool = False,
+                        loader: Callable[[dict[str, Any]], Any] | None = None):
         """An existing collection (shared per folder); its recorded encoder is loaded when first needed.
 
         `repair` brings it back to its last committed state first; `read_only` opens it for search only (a read-only
-        folder or mount), never shared with writers.
+        folder or mount), never shared with writers. `loader` replaces `encoder_from_spec` for a collection opened
+        here first (the server passes its batching workers, so queries join the batches).
         """
+        loader = loader or self.encoder_from_spec
         from embedops.index import Collection
 
         target = self.config.resolve(path or self.config.index.path)
         if read_only:
-            return Collection.open(target, loader=self.encoder_from_spec, read_only=True)
+            return Collection.open(target, loader=loader, read_only=True)
         key = target.resolve()
         with self._lock:
             if repair:
@@ -295,7 +328,7 @@ class Project:
                 Collection.repair(target)
             col = self._collections.get(key)
             if col is None:
-                col = Collection.open(target, loader=self.encoder_from_spec)
+                col = Collection.open(target, loader=loader)
                 self._collections[key] = col
         return col
 
@@ -318,12 +351,19 @@ class Project:
     def search(self, query: str, k: int = 10, filter=None, *, mode: str | None = None, fusion: str | None = None,
                path: str | Path | None = None):
         """Search a collection by text (dense, keyword or hybrid; mode and fusion default from `index:`)."""
+        checks.non_empty_text(query, "query")
+        checks.positive_int(k, "k", optional=False)
+        checks.choice(mode, ("dense", "keyword", "hybrid"), "mode")
+        checks.choice(fusion, ("minmax", "rrf"), "fusion")
         col = self.open_collection(path)
         return col.search(query, k, filter, mode=mode or self.config.index.search_mode,
                           fusion=fusion or self.config.index.fusion)
 
     def recommend(self, positive_ids, negative_ids=(), k: int = 10, filter=None, *, path: str | Path | None = None):
         """More like `positive_ids`, less like `negative_ids`."""
+        if isinstance(positive_ids, str) or not positive_ids:
+            raise InputError("give a non-empty list of document ids", where="positive_ids")
+        checks.positive_int(k, "k", optional=False)
         return self.open_collection(path).recommend(positive_ids, negative_ids, k, filter)
 
     def close(self) -> None:
@@ -393,6 +433,13 @@ class Project:
         version = report.version
         if version is None:
             return report
+        version = self.gate_and_promote(version, alias, force=force, gate=gate, echo=echo)
+        report.version = version
+        report.manifest = version.manifest
+        return report
+
+    def gate_and_promote(self, version, alias: str | None, *, force: bool = False, gate: bool = True, echo=print):
+        """The end of `train` for a just registered version: record its gate result, move `alias` if it passed."""
         if gate:
             tuned = self.load_encoder(str(version.path), backend="torch")
             result = self.gate(tuned)
@@ -405,14 +452,12 @@ class Project:
                 version = self.registry.promote(version.ref, alias, force=force)
             except GateRefusedError as exc:
                 echo(f"not promoted: {exc}")
-        report.version = version
-        report.manifest = version.manifest
-        return report
+        return version
 
     def promote(self, spec: str, alias: str = "champion", *, force: bool = False, gate: bool = True):
         """Point `alias` at a version after the quality gate (measured now when the manifest has none)."""
         registry = self.registry
-        version = registry.get(spec)
+        version = registry.verify(spec)  # gate the files as registered, never ones changed in place since
         if gate and "gate" not in version.manifest:
             result = self.gate(self.load_encoder(str(version.path.resolve()), backend="torch"))
             version = registry.record_gate(version.ref, result)

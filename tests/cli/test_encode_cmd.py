@@ -29,7 +29,7 @@ def test_encode_writes_vectors_with_options(tmp_path):
 def test_encode_bad_input_exits_2_and_writes_nothing(tmp_path):
     out = tmp_path / "vecs.npy"
     res = _run(str(tmp_path / "missing.txt"), "-o", str(out), cwd=tmp_path)
-    assert res.returncode == 2 and "file not found" in res.stderr
+    assert res.returncode == 2 and "does not exist" in res.stderr and res.stderr.count("\n") == 1
     src = tmp_path / "texts.txt"
     src.write_text("one text\n")
     res = _run(str(src), "-o", str(tmp_path / "vecs.csv"), cwd=tmp_path)

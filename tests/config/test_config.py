@@ -56,3 +56,60 @@ def test_criteria_parse_and_compare():
     assert Criterion.parse("NDCG@10>=0.65").metric == "ndcg@10"
     with pytest.raises(ValueError, match="metric >= number"):
         Criterion.parse("ndcg@10 ~ 0.6")
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("ndcg@0 >= 0.5", "ndcg@0"),
+    ("recall@-5 >= 0.5", "recall@-5"),
+    ("uptime >= 0.99", "uptime"),
+    ("bleu@4 >= 0.3", "bleu@4"),
+])
+def test_unknown_metrics_and_cut_offs_below_1_are_refused_listing_the_valid_ones(tmp_path, text, needle):
+    with pytest.raises(ValueError, match="valid: ndcg@k") as exc:
+        Criterion.parse(text)
+    assert needle in str(exc.value) and "sts_spearman" in str(exc.value)
+    path = tmp_path / "embedops.yaml"
+    path.write_text(f"criteria:\n  success: ['{text}']\n")
+    with pytest.raises(ConfigError, match="criteria.success"):
+        load_config(path)
+
+
+def test_known_metrics_parse_and_p_at_k_means_precision():
+    assert Criterion.parse("P@5 >= 0.2").metric == "precision@5"
+    for text in ("map@100 > 0.3", "sts_pearson >= 0.7", "throughput_per_s >= 10", "model_size_mb < 100"):
+        Criterion.parse(text)
+
+
+@pytest.mark.parametrize(("call", "where"), [
+    (lambda c: c.retrieval_metrics("ndcg@10,mrr@0"), "metrics"),
+    (lambda c: c.retrieval_metrics(" , "), "metrics"),
+    (lambda c: c.positive_int(0, "k"), "k"),
+    (lambda c: c.positive_int(True, "k"), "k"),
+    (lambda c: c.fraction(1.0, "eval_fraction"), "eval_fraction"),
+    (lambda c: c.fraction(float("nan"), "warmup"), "warmup"),
+    (lambda c: c.choice("fuzzy", ("dense", "keyword"), "mode"), "mode"),
+    (lambda c: c.chunking(32, 32), "chunk_overlap"),
+    (lambda c: c.existing("/no/such/path", "data"), "data"),
+])
+def test_argument_checks_name_where_and_what(call, where):
+    from embedops.config import checks
+    from embedops.errors import InputError
+
+    with pytest.raises(InputError) as exc:
+        call(checks)
+    assert str(exc.value).startswith(f"{where}: ")
+
+
+def test_output_targets_need_a_creatable_parent(tmp_path):
+    from embedops.config import checks
+    from embedops.errors import InputError
+
+    assert checks.writable_target(tmp_path / "a" / "b" / "out.npy", "--output") == tmp_path / "a" / "b" / "out.npy"
+    assert not (tmp_path / "a").exists()  # checking creates nothing
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        checks.writable_target(tmp_path / "file" / "out.npy", "--output")
+    with pytest.raises(InputError, match="a folder is there"):
+        checks.writable_target(tmp_path, "--output")
+    with pytest.raises(InputError, match="a file is there"):
+        checks.writable_target(tmp_path / "file", "--output", folder=True)

@@ -8,50 +8,57 @@ from typing import Annotated
 
 import typer
 
-from embedops.cli._common import ConfigOpt, console, metrics_table, open_project, project_encoder
+from embedops.cli._common import (
+    Backend,
+    ConfigOpt,
+    Quantization,
+    console,
+    metrics_option,
+    metrics_table,
+    open_project,
+    project_encoder,
+    resolve_model_early,
+)
+from embedops.config.checks import beir_layout, chunking, writable_target
 from embedops.errors import InputError
 
 eval_app = typer.Typer(help="Evaluate a model: retrieval (BEIR), STS, and paired comparison of two runs.",
                        no_args_is_help=True)
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model name, folder, HF id or registry alias.")]
-BackendOpt = Annotated[str | None, typer.Option("--backend", help="Encoder backend: torch, onnx or openvino "
-                                                                  "(default: the project's, else torch).")]
+BackendOpt = Annotated[Backend, typer.Option("--backend", help="Encoder backend: torch, onnx or openvino.")]
 QuantOpt = Annotated[
-    str | None, typer.Option("--quantization", help="onnx only: none or int8 (run `embedops quantize` first).")
+    Quantization, typer.Option("--quantization", help="onnx/openvino only: none or int8 (run `embedops quantize` "
+                                                      "first).")
 ]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", file_okay=False,
+                                                help="Folder for report.json/.md/.png.")]
 
 
 def _check_quantization(backend: str | None, quantization: str | None) -> None:
-    if quantization is None:
-        return
-    if quantization not in ("none", "int8"):
-        raise InputError(f"--quantization must be none or int8, got {quantization!r}")
-    if quantization != "none" and backend not in ("onnx", "openvino"):
-        raise InputError("--quantization int8 needs --backend onnx or openvino")
-OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Folder for report.json/.md/.png.")]
+    if quantization not in (None, "none") and backend not in ("onnx", "openvino"):
+        raise InputError("--quantization int8 needs --backend onnx or openvino", where="--quantization")
 
 
 def _metrics_list(text: str) -> list[str]:
-    from embedops.eval.retrieval import _parse_metric
+    from embedops.config.checks import retrieval_metrics
 
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    for name in names:
-        _parse_metric(name)
-    return names
+    return retrieval_metrics(text, "--metrics")
 
 
 @eval_app.command("retrieval")
 def retrieval(
-    data: Annotated[Path, typer.Argument(help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).")],
+    data: Annotated[Path, typer.Argument(exists=True, file_okay=False,
+                                         help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).")],
     split: Annotated[str, typer.Option(help="Qrels split to evaluate.")] = "test",
     model: ModelOpt = None,
     backend: BackendOpt = "torch",
     quantization: QuantOpt = "none",
-    metrics: Annotated[str, typer.Option(help="Comma-separated metrics.")] = "ndcg@10,recall@100,mrr@10,map@100",
+    metrics: Annotated[str, metrics_option()] = "ndcg@10,recall@100,mrr@10,map@100",
     batch_size: Annotated[int | None, typer.Option(min=1)] = None,
-    sample_queries: Annotated[int | None, typer.Option(help="Evaluate on this many random queries.")] = None,
-    sample_documents: Annotated[int | None, typer.Option(help="Judged docs + random others up to this many.")] = None,
+    sample_queries: Annotated[int | None, typer.Option(min=1, help="Evaluate on this many random queries.")] = None,
+    sample_documents: Annotated[int | None, typer.Option(min=1, help="Judged docs + random others up to this "
+                                                                     "many.")] = None,
     cache: Annotated[bool, typer.Option(help="Reuse cached embeddings of identical texts and model.")] = True,
     chunk_tokens: Annotated[
         int | None, typer.Option(min=16, help="Split long documents into chunks of this many tokens; max-fold.")
@@ -66,7 +73,11 @@ def retrieval(
     started = time.perf_counter()
     _check_quantization(backend, quantization)
     metric_names = _metrics_list(metrics)
+    chunking(chunk_tokens, chunk_overlap, "--chunk-overlap")
+    beir_layout(data, split, "--split")
+    writable_target(output, "--output", folder=True)
     project = open_project(config, batch_size=batch_size)
+    resolve_model_early(project, model)
     encoder = project_encoder(project, model, backend, quantization)
     result, dataset = project.evaluate_retrieval(
         data, split=split, encoder=encoder, metrics=metric_names, sample_queries=sample_queries,
@@ -87,8 +98,8 @@ def retrieval(
 
 @eval_app.command("sts")
 def sts(
-    data: Annotated[Path, typer.Argument(help="STS file (TSV/CSV/JSONL/Parquet: STS-B, MTEB, SICK, SentEval "
-                                              "layouts) or a folder holding one.")],
+    data: Annotated[Path, typer.Argument(exists=True, help="STS file (TSV/CSV/JSONL/Parquet: STS-B, MTEB, SICK, "
+                                                           "SentEval layouts) or a folder holding one.")],
     split: Annotated[str, typer.Option(help="train, dev or test.")] = "test",
     model: ModelOpt = None,
     backend: BackendOpt = "torch",
@@ -102,10 +113,13 @@ def sts(
     from embedops.eval.report import write_metrics_report
 
     _check_quantization(backend, quantization)
+    writable_target(output, "--output", folder=True)
     project = open_project(config, batch_size=batch_size)
+    resolve_model_early(project, model)
     from embedops.data import load_sts
 
-    load_sts(data, split)  # refuse a bad file before loading the model
+    if not load_sts(data, split).scores:  # refuse a bad file (or no pairs) before loading the model
+        raise InputError(f"no STS pairs for split {split!r}", where=str(data))
     encoder = project_encoder(project, model, backend, quantization)
     result = project.evaluate_sts(data, split=split, encoder=encoder, use_cache=cache, show_progress=True)
     metrics = {"spearman": result["spearman"], "pearson": result["pearson"]}
@@ -119,9 +133,12 @@ def sts(
 
 @eval_app.command("compare")
 def compare(
-    report_a: Annotated[Path, typer.Argument(help="report.json of system A (the baseline).")],
-    report_b: Annotated[Path, typer.Argument(help="report.json of system B (the candidate).")],
-    metrics: Annotated[str, typer.Option(help="Comma-separated metrics to compare.")] = "ndcg@10,recall@100",
+    report_a: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                             help="report.json of system A (the baseline).")],
+    report_b: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                             help="report.json of system B (the candidate).")],
+    metrics: Annotated[str, metrics_option("Comma-separated metrics to compare.")]
+    = "ndcg@10,recall@100",
     resamples: Annotated[int, typer.Option(min=100)] = 10_000,
     output: OutputOpt = None,
 ) -> None:
@@ -129,6 +146,7 @@ def compare(
     from embedops.eval.compare import compare_reports, load_report
     from embedops.eval.report import write_comparison_report
 
+    writable_target(output, "--output", folder=True)
     a, b = load_report(report_a), load_report(report_b)
     comparisons, diffs = compare_reports(a, b, _metrics_list(metrics), resamples=resamples, name_a=str(report_a),
                                          name_b=str(report_b))

@@ -4,18 +4,33 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from embedops.cli._common import ConfigOpt, console, err_console, metrics_table, open_project, project_encoder
+from embedops.cli._common import (
+    Backend,
+    ConfigOpt,
+    checked,
+    console,
+    metrics_table,
+    open_project,
+    project_encoder,
+    resolve_model_early,
+)
+from embedops.config.checks import non_empty_text, writable_target
 from embedops.errors import InputError
 
 index_app = typer.Typer(help="Vector collections: FAISS + SQLite folders with filters and hybrid search.",
                         no_args_is_help=True)
 
-PathArg = Annotated[Path, typer.Argument(help="Collection folder.")]
-DataOpt = Annotated[Path, typer.Option("--data", "-d", help="JSONL/CSV/Parquet file or a BEIR folder.")]
+IndexKind = Literal["auto", "flat", "hnsw", "ivfpq"]
+Codes = Literal["float32", "int8", "binary"]
+# Not `exists=True`: opening restores a collection that a killed swap left aside (the folder is briefly missing).
+PathArg = Annotated[Path, typer.Argument(file_okay=False, help="Collection folder.")]
+DataOpt = Annotated[Path, typer.Option("--data", "-d", exists=True, help="JSONL/CSV/Parquet file or a BEIR folder.")]
+ReadOnlyOpt = Annotated[bool, typer.Option("--read-only", help="Open the collection read-only (a read-only folder "
+                                                                "or mount; nothing is written).")]
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model name, folder or HF id.")]
 TextFieldOpt = Annotated[str | None, typer.Option(help="Field holding the text (default: text/body/...).")]
 IdFieldOpt = Annotated[str | None, typer.Option(help="Field holding the id (default: _id/id/...).")]
@@ -42,15 +57,19 @@ def _parse_filter(text: str | None) -> dict | None:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"--filter is not valid JSON: {exc.msg} at column {exc.colno}", where="--filter") from exc
+        raise InputError(f"not valid JSON: {exc.msg} at column {exc.colno}", where="--filter") from exc
     if not isinstance(value, dict):
-        raise InputError("--filter must be a JSON object, e.g. '{\"year\": {\"gte\": 2020}}'", where="--filter")
+        raise InputError("must be a JSON object, e.g. '{\"year\": {\"gte\": 2020}}'", where="--filter")
     return value
 
 
-def _open(path: Path, repair: bool = False, config: Path | None = None):
+FilterOpt = Annotated[str | None, typer.Option("--filter", "-f", help="JSON metadata filter.",
+                                               callback=checked(_parse_filter))]
+
+
+def _open(path: Path, repair: bool = False, config: Path | None = None, read_only: bool = False):
     """The collection through the Project, which loads the recorded encoder (spec) when a query needs it."""
-    return open_project(config).open_collection(path, repair=repair)
+    return open_project(config).open_collection(path.absolute(), repair=repair, read_only=read_only)
 
 
 def _print_hits(hits, as_json: bool, width: int = 100) -> None:
@@ -72,13 +91,14 @@ def _print_hits(hits, as_json: bool, width: int = 100) -> None:
 
 @index_app.command("build")
 def build(
-    path: PathArg,
+    path: Annotated[Path, typer.Argument(help="Collection folder to create.")],
     data: DataOpt,
     model: ModelOpt = None,
-    backend: Annotated[str | None, typer.Option(help="Encoder backend: torch, onnx or openvino (default: the "
-                                                     "project's).")] = None,
-    kind: Annotated[str, typer.Option(help="auto (Flat, HNSW above the threshold), flat, hnsw or ivfpq.")] = "auto",
-    vectors: Annotated[str, typer.Option(help="Stored codes: float32, int8 or binary (rescored).")] = "float32",
+    backend: Annotated[Backend | None, typer.Option(help="Encoder backend: torch, onnx or openvino (default: the "
+                                                         "project's).")] = None,
+    kind: Annotated[IndexKind, typer.Option(help="auto (Flat, HNSW above the threshold), flat, hnsw or ivfpq.")]
+    = "auto",
+    vectors: Annotated[Codes, typer.Option(help="Stored codes: float32, int8 or binary (rescored).")] = "float32",
     hnsw_threshold: Annotated[int, typer.Option(min=1, help="auto: HNSW above this many vectors.")] = 20_000,
     ef_search: Annotated[int, typer.Option(min=1, help="HNSW efSearch.")] = 128,
     text_field: TextFieldOpt = None,
@@ -90,13 +110,14 @@ def build(
 ) -> None:
     """Build a collection from a data file or BEIR folder; records the encoder's full spec (model, fingerprint ...)."""
     from embedops.index import IndexSpec
+    from embedops.index.lifecycle import check_target
 
-    if kind not in ("auto", "flat", "hnsw", "ivfpq"):
-        raise InputError(f"unknown --kind {kind!r}; use auto, flat, hnsw or ivfpq", where="--kind")
-    if vectors not in ("float32", "int8", "binary"):
-        raise InputError(f"unknown --vectors {vectors!r}; use float32, int8 or binary", where="--vectors")
-    docs = _read_docs(data, text_field, id_field)
+    path = path.absolute()
+    writable_target(path, "PATH", folder=True)
+    check_target(path, overwrite)  # the build checks again; this refuses before the model loads
     project = open_project(config)
+    resolve_model_early(project, model)
+    docs = _read_docs(data, text_field, id_field)
     encoder = project_encoder(project, model, backend)
     spec = IndexSpec(kind=kind, vectors=vectors, hnsw_threshold=hnsw_threshold, ef_search=ef_search)
     embedded = None
@@ -136,7 +157,8 @@ def add(
 def delete(
     path: PathArg,
     ids: Annotated[list[str] | None, typer.Argument(help="Document ids to delete.")] = None,
-    ids_file: Annotated[Path | None, typer.Option(help="File with one id per line.")] = None,
+    ids_file: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="File with one id per line.")]
+    = None,
 ) -> None:
     """Delete documents by id (compacted on the next rebuild)."""
     wanted = list(ids or [])
@@ -159,31 +181,38 @@ def search(
     path: PathArg,
     query: Annotated[str, typer.Argument(help="Query text.")],
     k: Annotated[int, typer.Option("-k", min=1, help="Number of results.")] = 10,
-    filter: Annotated[str | None, typer.Option("--filter", "-f", help="JSON metadata filter.")] = None,
-    mode: Annotated[str | None, typer.Option(help="dense, keyword (BM25) or hybrid (default: index.search_mode "
-                                                   "of the project, else dense).")] = None,
-    fusion: Annotated[str | None, typer.Option(help="Hybrid fusion: minmax or rrf (default: index.fusion).")] = None,
+    filter: FilterOpt = None,
+    mode: Annotated[Literal["dense", "keyword", "hybrid"] | None,
+                    typer.Option(help="dense, keyword (BM25) or hybrid (default: index.search_mode of the project, "
+                                      "else dense).")] = None,
+    fusion: Annotated[Literal["minmax", "rrf"] | None,
+                      typer.Option(help="Hybrid fusion: minmax or rrf (default: index.fusion).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    read_only: ReadOnlyOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Search a collection by text."""
+    """Search a collection by text (--read-only for a folder you may not write to)."""
+    from embedops._progress import status
+    from embedops.cli._common import quiet_libraries
+
+    non_empty_text(query, "QUERY")
     flt = _parse_filter(filter)
     project = open_project(config)
     mode = mode or project.config.index.search_mode
-    col = project.open_collection(path)
-    if len(col) == 0:
-        project.close()
-        raise InputError("the collection holds no documents", where=str(path),
-                         hint="add some with `embedops index add` first")
+    fusion = fusion or project.config.index.fusion
+    col = project.open_collection(path.absolute(), read_only=read_only)
     try:
+        if len(col) == 0:
+            raise InputError("the collection holds no documents", where=str(path),
+                             hint="add some with `embedops index add` first")
         if mode != "keyword":
-            from embedops.cli._common import quiet_libraries
-
             quiet_libraries()
-            with err_console.status("loading model"):
+            with status("loading model"):
                 _ = col.encoder
-        hits = project.search(query, k, flt, mode=mode, fusion=fusion, path=path)
+        hits = col.search(query, k, flt, mode=mode, fusion=fusion)
     finally:
+        if read_only:
+            col.close()  # a read-only collection is not shared through the project
         project.close()
     _print_hits(hits, as_json)
 
@@ -194,11 +223,14 @@ def recommend(
     positive: Annotated[list[str], typer.Option("--positive", "-p", help="Ids to find more like (repeat).")],
     negative: Annotated[list[str] | None, typer.Option("--negative", "-n", help="Ids to steer away from.")] = None,
     k: Annotated[int, typer.Option("-k", min=1)] = 10,
-    filter: Annotated[str | None, typer.Option("--filter", "-f", help="JSON metadata filter.")] = None,
+    filter: FilterOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    read_only: ReadOnlyOpt = False,
 ) -> None:
     """More like these, less like those (no model needed: uses the stored vectors)."""
-    col = _open(path)
+    for pid in positive:
+        non_empty_text(pid, "--positive")
+    col = _open(path, read_only=read_only)
     try:
         hits = col.recommend(positive, negative or [], k, _parse_filter(filter))
     finally:
@@ -207,16 +239,17 @@ def recommend(
 
 
 @index_app.command("info")
-def info(path: PathArg, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def info(path: PathArg, as_json: Annotated[bool, typer.Option("--json")] = False,
+         read_only: ReadOnlyOpt = False) -> None:
     """Size, model, index kind and parameters, memory per vector, files."""
     if as_json:
-        col = _open(path)
+        col = _open(path, read_only=read_only)
         try:
             console.print_json(json.dumps(col.info(), default=str))
         finally:
             col.close()
         return
-    _info_table(path)
+    _info_table(path, read_only=read_only)
 
 
 @index_app.command("repair")
@@ -242,24 +275,27 @@ def repair(
 @index_app.command("rebuild")
 def rebuild(
     path: PathArg,
-    kind: Annotated[str | None, typer.Option(help="New index kind (default: keep).")] = None,
-    vectors: Annotated[str | None, typer.Option(help="New stored codes (default: keep).")] = None,
+    kind: Annotated[IndexKind | None, typer.Option(help="New index kind (default: keep).")] = None,
+    vectors: Annotated[Codes | None, typer.Option(help="New stored codes (default: keep).")] = None,
 ) -> None:
     """Compact deletions and rebuild the FAISS index from the stored vectors (also repairs a damaged file)."""
     from dataclasses import replace
+
+    from embedops._progress import status
 
     col = _open(path, repair=True)
     try:
         spec = col.store.spec
         changes = {k: v for k, v in (("kind", kind), ("vectors", vectors)) if v}
-        col.rebuild(replace(spec, **changes) if changes else None)
+        with status(f"rebuilding the index of {len(col)} documents"):
+            col.rebuild(replace(spec, **changes) if changes else None)
     finally:
         col.close()
     _info_table(path)
 
 
-def _info_table(path: Path) -> None:
-    col = _open(path)
+def _info_table(path: Path, read_only: bool = False) -> None:
+    col = _open(path, read_only=read_only)
     try:
         i = col.info()
     finally:

@@ -15,7 +15,8 @@ models_app = typer.Typer(help="Model registry: versions with lineage, aliases ch
                          no_args_is_help=True)
 
 RegistryOpt = Annotated[Path | None,
-                        typer.Option("--registry", help="Registry folder ($EMBEDOPS_REGISTRY or ./models).")]
+                        typer.Option("--registry", file_okay=False,
+                                     help="Registry folder ($EMBEDOPS_REGISTRY or ./models).")]
 
 
 def _registry(root: Path | None, config: Path | None = None):
@@ -89,13 +90,16 @@ def rollback(alias: Annotated[str, typer.Argument(help="Alias to move back.")] =
 
 
 @models_app.command("import")
-def import_model(path: Annotated[Path, typer.Argument(help="A sentence-transformers model folder.")],
+def import_model(path: Annotated[Path, typer.Argument(exists=True, file_okay=False,
+                                                     help="A sentence-transformers model folder.")],
                  name: Annotated[str | None, typer.Option(help="Registry name (default: folder name).")] = None,
                  alias: Annotated[str | None, typer.Option(help="Alias to point at it.")] = None,
+                 move: Annotated[bool, typer.Option("--move", help="Take the folder over (hard links, no copy; "
+                                                                  "removed once registered).")] = False,
                  registry: RegistryOpt = None) -> None:
-    """Copy an existing model folder into the registry as a new version."""
+    """Copy (or --move) an existing model folder into the registry as a new version."""
     reg = _registry(registry)
-    v = reg.import_model(path, name, alias=alias)
+    v = reg.import_model(path, name, alias=alias, move=move)
     console.print(f"imported [bold]{v.ref}[/] at {v.path}")
 
 

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from embedops.cli._common import ConfigOpt, console, err_console, open_project, quiet_libraries
+from embedops.cli._common import (
+    ConfigOpt,
+    checked,
+    console,
+    err_console,
+    open_project,
+    quiet_libraries,
+    resolve_model_early,
+)
 from embedops.errors import InputError
 
 
@@ -15,33 +23,44 @@ def _dims(text: str | None) -> tuple[int, ...]:
     if not text:
         return ()
     try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
+        dims = tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError as exc:
-        raise InputError(f"--matryoshka must be comma-separated integers, got {text!r}") from exc
+        raise InputError(f"must be comma-separated integers, got {text!r}", where="--matryoshka") from exc
+    if not dims or any(d < 8 for d in dims):
+        raise InputError(f"each dimension must be at least 8, got {text!r}", where="--matryoshka")
+    return dims
 
 
 def train(
-    data: Annotated[Path, typer.Argument(help="Pairs/triplets file (JSONL/CSV/Parquet), BEIR folder, or feedback.")],
+    data: Annotated[Path, typer.Argument(exists=True, help="Pairs/triplets file (JSONL/CSV/Parquet), BEIR folder, "
+                                                           "or feedback.")],
     base: Annotated[str | None, typer.Option("--base", "-m", help="Base model: name, folder, HF id or alias.")] = None,
     name: Annotated[str | None, typer.Option(help="Registry name of the tuned model.")] = None,
-    registry: Annotated[Path | None, typer.Option(help="Registry folder ($EMBEDOPS_REGISTRY or ./models).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="auto, pairs, beir or feedback.")] = "auto",
+    registry: Annotated[Path | None, typer.Option(file_okay=False, help="Registry folder ($EMBEDOPS_REGISTRY or "
+                                                                        "./models).")] = None,
+    fmt: Annotated[Literal["auto", "pairs", "beir", "feedback"],
+                   typer.Option("--format", help="auto, pairs, beir or feedback.")] = "auto",
     split: Annotated[str, typer.Option(help="BEIR qrels split to train on.")] = "train",
     eval_split: Annotated[str | None, typer.Option(help="BEIR split held out for before/after.")] = None,
-    eval_fraction: Annotated[float | None, typer.Option(help="Share of queries held out otherwise.")] = None,
+    eval_fraction: Annotated[float | None, typer.Option(min=0.0, max=0.99, help="Share of queries held out "
+                                                                                "otherwise, in [0, 1).")] = None,
     epochs: Annotated[int | None, typer.Option(min=1)] = None,
     batch_size: Annotated[int | None, typer.Option(min=2)] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
-    warmup: Annotated[float | None, typer.Option(help="Warm-up share of all steps.")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Training sequence length.")] = None,
-    loss: Annotated[str | None, typer.Option(help="mnrl or cached_mnrl (large batch, small memory).")] = None,
-    mini_batch_size: Annotated[int | None, typer.Option(help="cached_mnrl mini-batch.")] = None,
-    matryoshka: Annotated[str | None, typer.Option(help="Matryoshka dims, e.g. 384,256,128,64.")] = None,
-    hard_negatives: Annotated[int | None, typer.Option(help="Mined negatives per example (0: none).")] = None,
-    checkpoint_steps: Annotated[int | None, typer.Option(help="Save a checkpoint every N steps.")] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
-    corpus: Annotated[Path | None, typer.Option(help="Documents (file or BEIR folder): feedback ids, mining.")] = None,
-    sts: Annotated[Path | None, typer.Option(help="STS file: report the Spearman change too.")] = None,
+    lr: Annotated[float | None, typer.Option(min=1e-12, max=1.0, help="Peak learning rate.")] = None,
+    warmup: Annotated[float | None, typer.Option(min=0.0, max=0.99, help="Warm-up share of all steps, in [0, 1).")]
+    = None,
+    max_tokens: Annotated[int | None, typer.Option(min=8, help="Training sequence length.")] = None,
+    loss: Annotated[Literal["mnrl", "cached_mnrl"] | None,
+                    typer.Option(help="mnrl or cached_mnrl (large batch, small memory).")] = None,
+    mini_batch_size: Annotated[int | None, typer.Option(min=1, help="cached_mnrl mini-batch.")] = None,
+    matryoshka: Annotated[str | None, typer.Option(callback=checked(_dims),
+                                                   help="Matryoshka dims, e.g. 384,256,128,64.")] = None,
+    hard_negatives: Annotated[int | None, typer.Option(min=0, help="Mined negatives per example (0: none).")] = None,
+    checkpoint_steps: Annotated[int | None, typer.Option(min=1, help="Save a checkpoint every N steps.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0)] = None,
+    corpus: Annotated[Path | None, typer.Option(exists=True, help="Documents (file or BEIR folder): feedback ids, "
+                                                                  "mining.")] = None,
+    sts: Annotated[Path | None, typer.Option(exists=True, help="STS file: report the Spearman change too.")] = None,
     alias: Annotated[str | None, typer.Option(help="Alias (e.g. challenger) to point at the new version if it "
                                                 "passes the quality gate (the project's success criteria).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Move --alias even if the gate fails (recorded).")] = False,
@@ -50,7 +69,12 @@ def train(
     config: ConfigOpt = None,
 ) -> None:
     """Fine-tune with MNRL + mined hard negatives; evaluate before/after; gate on the criteria; register."""
+    if registry is not None:
+        from embedops.config.checks import writable_target
+
+        writable_target(registry, "--registry", folder=True)
     project = open_project(config, registry=registry)
+    resolve_model_early(project, base, "--base")
     params = project.train_params(
         epochs=epochs, batch_size=batch_size, learning_rate=lr, warmup_ratio=warmup, max_seq_length=max_tokens,
         loss=loss, mini_batch_size=mini_batch_size, matryoshka_dims=_dims(matryoshka) or None,

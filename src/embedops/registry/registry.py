@@ -3,6 +3,10 @@
 A version appears only by a rename of a fully written temp folder, so a failed or killed run leaves no
 half-registered version. Aliases (`champion`, `challenger`, ...) point at `name@vN`; promote and rollback
 rewrite aliases.json atomically and keep every change in its history. Weights are never copied to switch.
+
+Every write happens under one OS file lock (`.lock`), staging included, so the holder of that lock removes the
+temp folders and files that killed writes left (see `integrity`). Manifests pin size and sha256 of every file;
+`verify` (which `registry_resolver` runs on every load) refuses a version whose files changed, naming the file.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from typing import Any
 
 from embedops._io import atomic_write_json
 from embedops.errors import InputError, ModelError
-from embedops.registry.manifest import weights_fingerprint
+from embedops.models.loading import WEIGHT_SUFFIXES
+from embedops.registry import integrity
+from embedops.registry.integrity import HashCache
 
 MARKER = "registry.json"
 ALIASES = "aliases.json"
@@ -73,24 +79,32 @@ class Registry:
         """True when `root` holds a registry (its marker file)."""
         return (Path(root) / MARKER).is_file()
 
-    def _ensure(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        if not (self.root / MARKER).is_file():
-            atomic_write_json(self.root / MARKER, {"format": 1, "created_at": now()})
-
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        # One writer at a time: two runs finishing together must not both take v<N+1>.
-        self._ensure()
-        with open(self.root / ".lock", "w") as fh:
+        # One writer at a time: two runs finishing together must not both take v<N+1>. Every temp name is created
+        # under this lock, so what the holder finds of them is debris of a killed writer and is removed.
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
+                if not (self.root / MARKER).is_file():
+                    atomic_write_json(self.root / MARKER, {"format": 1, "created_at": now()})
+                integrity.sweep(self.root)
+                self._tidied = True
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    def _tidy(self) -> None:
+        """Once per instance, before reading: remove debris of killed writes if the lock is free right now."""
+        if not getattr(self, "_tidied", False):
+            self._tidied = True
+            if Registry.is_registry(self.root):
+                integrity.sweep_if_unlocked(self.root, self.root / ".lock")
+
     def names(self) -> list[str]:
         """Registered model names."""
+        self._tidy()
         if not self.root.is_dir():
             return []
         return sorted(d.name for d in self.root.iterdir()
@@ -114,6 +128,7 @@ class Registry:
     # -- lookup -----------------------------------------------------------------------------------
     def aliases(self) -> dict[str, dict[str, Any]]:
         """alias -> {"version": "name@vN", "history": [...], "log": [...]}."""
+        self._tidy()
         path = self.root / ALIASES
         if not path.is_file():
             return {}
@@ -169,39 +184,49 @@ class Registry:
         ref = self.ref_of(spec)
         name, tag = ref.split("@")
         path = self.root / name / tag
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        try:
+            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            # Only an alias can name a version that is not there (versions are never deleted).
+            raise RegistryDamagedError(f"{spec!r} points at {ref}, which is not in the registry",
+                                       where=str(path)) from exc
+        except (ValueError, OSError) as exc:
+            raise RegistryDamagedError(f"manifest of {ref} is damaged: {exc}", where=str(path / MANIFEST)) from exc
+        if not isinstance(manifest, dict):
+            raise RegistryDamagedError(f"manifest of {ref} is damaged: not a JSON object",
+                                       where=str(path / MANIFEST))
         return ModelVersion(name=name, version=int(tag[1:]), path=path, manifest=manifest)
 
     def verify(self, spec: str) -> ModelVersion:
-        """The version, after checking every weight file against the sha256 its manifest pins.
+        """The version, after checking every file its manifest pins (size, then sha256 through the hash cache).
 
         A version whose weights were overwritten or truncated in place would otherwise load silently and return
-        garbage vectors; it is refused instead, naming the file.
+        garbage vectors; it is refused instead, naming the file. Unchanged files are not re-read (cached digests).
         """
         version = self.get(spec)
-        pinned = version.manifest.get("weights") or {}
-        actual = weights_fingerprint(version.path)
-        for rel, digest in sorted(pinned.items()):
-            if rel not in actual:
-                raise RegistryDamagedError(f"weight file {rel} of {version.ref} is missing",
-                                           where=str(version.path / rel))
-            if actual[rel] != digest:
-                raise RegistryDamagedError(
-                    f"weight file {rel} of {version.ref} does not match the sha256 its manifest pins "
-                    f"(changed in place after registration)", where=str(version.path / rel),
-                    hint="register the changed weights as a new version, or restore the file")
+        cache = HashCache()
+        try:
+            bad = integrity.check_files(version.path, version.manifest, cache)
+        finally:
+            cache.save()
+        if bad is not None:
+            rel, what = bad
+            raise RegistryDamagedError(f"file {rel} of {version.ref} {what}", where=str(version.path / rel),
+                                       hint="register the changed files as a new version, or restore the file")
         return version
 
     def resolve(self, spec: str) -> Path:
-        """Folder of the model a name, version or alias points at (loadable as a sentence-transformers model)."""
-        return self.get(spec).path
+        """Folder of the version a name, version or alias points at, after `verify` (a sentence-transformers model)."""
+        return self.verify(spec).path
 
     # -- writing ----------------------------------------------------------------------------------
     def register(self, model_dir: str | Path, name: str, manifest: dict[str, Any], *, move: bool = False,
                  alias: str | None = None) -> ModelVersion:
         """Add a model folder as the next version of `name`; nothing appears unless every file is written.
 
-        `move` renames the folder in (same filesystem, no copy); otherwise its files are copied.
+        `move` takes the folder over: its files are hard-linked in (no copy on one filesystem) and the folder is
+        removed only once the version is committed, so a crash at any point leaves it either in place or
+        registered. Otherwise the files are copied and the folder is left as it was.
         """
         src = Path(model_dir)
         if not _NAME.match(name):
@@ -211,33 +236,41 @@ class Registry:
         with self._locked():
             folder = self.root / name
             folder.mkdir(parents=True, exist_ok=True)
-            nums = self._numbers(name)
-            number = (nums[-1] + 1) if nums else 1
+            # Every v<N> folder counts, even one without a manifest: a number is never given to other content.
+            taken = [int(d.name[1:]) for d in folder.iterdir() if re.fullmatch(r"v\d+", d.name)]
+            number = max(taken, default=0) + 1
             final = folder / f"v{number}"
             tmp = Path(tempfile.mkdtemp(prefix=f".v{number}.", suffix=".tmp", dir=folder))
             try:
-                staged = tmp / "model"
-                if move:
-                    os.replace(src, staged)
-                else:
-                    shutil.copytree(src, staged)
-                for item in staged.iterdir():
-                    os.replace(item, tmp / item.name)
-                staged.rmdir()
+                copy = integrity.link_or_copy if move else shutil.copy2
+                shutil.copytree(src, tmp, dirs_exist_ok=True, copy_function=copy)
+                with contextlib.suppress(FileNotFoundError):
+                    (tmp / MANIFEST).unlink()  # a source's own manifest (a copied version) is replaced, not pinned
+                # Digests of the staged paths are never looked up again (the key holds the path): not cached.
+                files = integrity.pin_files(tmp, HashCache(load=False))
                 info = {**manifest, "name": name, "version": number, "ref": f"{name}@v{number}",
-                        "registered_at": now(), "aliases": [], "weights": weights_fingerprint(tmp)}
+                        "registered_at": now(), "aliases": [], "files": files,
+                        "weights": {rel: pin["sha256"] for rel, pin in files.items()
+                                    if Path(rel).suffix in WEIGHT_SUFFIXES}}
                 info.setdefault("created_at", info["registered_at"])
                 atomic_write_json(tmp / MANIFEST, info)
-                # A stale folder with this number but no manifest (a crash before the rename) is debris.
-                if final.exists():
-                    shutil.rmtree(final)
+                integrity.fsync_tree(tmp)
                 os.replace(tmp, final)
+                integrity.fsync_dir(folder)
             except BaseException:
-                if move and (tmp / "model").exists():
-                    with contextlib.suppress(OSError):
-                        os.replace(tmp / "model", src)
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+        if move:
+            # Committed: the source's files live on in the version, so removing the folder loses nothing.
+            shutil.rmtree(src, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            # The first load need not read the files again: cache their digests under their final identity
+            # (taken after the source's hard links went, which changed the files' ctime).
+            cache = HashCache()
+            for rel, pin in files.items():
+                if (final / rel).stat().st_size == pin["size"]:
+                    cache.remember(final / rel, pin["sha256"])
+            cache.save()
         version = ModelVersion(name=name, version=number, path=final, manifest=info)
         if alias:
             self.promote(version.ref, alias)
@@ -245,8 +278,8 @@ class Registry:
         return version
 
     def import_model(self, path: str | Path, name: str | None = None, *, metadata: dict[str, Any] | None = None,
-                     alias: str | None = None) -> ModelVersion:
-        """Register an existing sentence-transformers folder (copied; the source is left as it was)."""
+                     alias: str | None = None, move: bool = False) -> ModelVersion:
+        """Register an existing sentence-transformers folder (copied, or taken over with `move`; see `register`)."""
         from embedops.registry.manifest import library_versions
 
         src = Path(path).expanduser()
@@ -257,7 +290,7 @@ class Registry:
         name = name or re.sub(r"[^A-Za-z0-9._\-]", "-", src.resolve().name).strip("-.") or "model"
         manifest = {"kind": "imported", "source": str(src.resolve()), "base_model": None, "parent": None,
                     "libraries": library_versions(), **(metadata or {})}
-        return self.register(src, name, manifest, move=False, alias=alias)
+        return self.register(src, name, manifest, move=move, alias=alias)
 
     def _write_aliases(self, aliases: dict[str, Any]) -> None:
         atomic_write_json(self.root / ALIASES, aliases)
@@ -286,7 +319,7 @@ class Registry:
             raise InputError(f"invalid alias {alias!r}")
         with self._locked():
             ref = self.ref_of(spec)
-            version = self.get(ref)
+            version = self.verify(ref)  # an alias never moves onto files that changed since registration
             gate = version.manifest.get("gate")
             failed = isinstance(gate, dict) and gate.get("passed") is False
             if failed and not force:
@@ -322,6 +355,7 @@ class Registry:
                                  where=str(self.root))
             current = entry["history"].pop()
             target = entry["history"][-1]
+            self.verify(target)
             entry["version"] = target
             entry["log"].append({"action": "rollback", "version": target, "previous": current, "at": now()})
             self._write_aliases(aliases)
@@ -362,3 +396,4 @@ def registry_resolver(root: str | Path):
 def default_registry_root() -> Path:
     """`$EMBEDOPS_REGISTRY`, else ./models."""
     return Path(os.environ.get("EMBEDOPS_REGISTRY") or "models")
+

@@ -86,6 +86,18 @@ def _log_mlflow(manifest: dict[str, Any]) -> None:
         log.warning("MLflow logging failed: %s", exc)
 
 
+def register_trained(registry: Registry, model_dir: Path, work: Path, name: str, manifest: dict[str, Any], *,
+                     alias: str | None = None) -> ModelVersion:
+    """Register a finished run's model and remove its work folder.
+
+    The model folder is taken over (`move`: hard links, no copy) and removed only once the version is committed,
+    so a kill at any point leaves the trained model either in the work folder (the rerun resumes) or registered.
+    """
+    version = registry.register(model_dir, name, manifest, move=True, alias=alias)
+    clear_checkpoints(work)
+    return version
+
+
 def run_training(
     data: str | Path,
     *,
@@ -178,8 +190,7 @@ def run_training(
         "created_at": now(),
         "timings": timings,
     }
-    version = registry.register(outcome.model_dir, name, manifest, move=True, alias=alias)
-    clear_checkpoints(work)
+    version = register_trained(registry, outcome.model_dir, work, name, manifest, alias=alias)
     timings["total_seconds"] = round(time.perf_counter() - t0, 1)
     _log_mlflow(version.manifest)
     return RunReport(version=version, manifest=version.manifest, timings=timings)

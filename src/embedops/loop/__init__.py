@@ -1,0 +1,12 @@
+"""The feedback loop: feedback -> training pairs -> challenger -> offline gate -> new collection -> A/B -> promote.
+
+Each step is recorded in a run folder (`state.json`, written atomically), so a crash at any step leaves the champion
+serving and `run_loop` on the same folder resumes where it stopped. The loop drives a `Project`-like object it is
+given; it never imports the faces (CLI, server, Project) itself.
+"""
+
+from embedops.loop.feedback import Impression, training_rows, write_training_rows
+from embedops.loop.gate import GateDecision, offline_gate
+from embedops.loop.state import LoopState
+
+__all__ = ["GateDecision", "Impression", "LoopState", "offline_gate", "training_rows", "write_training_rows"]
