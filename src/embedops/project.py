@@ -381,16 +381,23 @@ class Project:
 
     # -- quantisation (embedops.models.quantize, gated by embedops.eval.quant_gate) -------------------
     def quantize(self, model: str | None | object = _UNSET, *, calibration: list[str], recipe=None, sts=None,
-                 retrieval=None, threads: int | None = None, backend: str = "onnx"):
-        """int8 model (ONNX dynamic, or OpenVINO static via NNCF) behind the `quantization:` gate."""
+                 retrieval=None, threads: int | None = None, backend: str | None = None):
+        """int8 model (ONNX dynamic, or OpenVINO static via NNCF) behind the `quantization:` gate.
+
+        `backend` None picks what `embedops quantize` does: the file's onnx/openvino backend, else the recommended
+        openvino static int8, falling back to onnx dynamic int8 when its extra or enough calibration texts are missing.
+        """
         from embedops.eval.quant_gate import metric_checks
-        from embedops.models.quantize import DEFAULT_RECIPE, quantize_model
+        from embedops.models.quantize import DEFAULT_RECIPE, choose_backend, quantize_model
 
         gate = self.config.quantization
         name = self.config.model.name if model is _UNSET else model
         extra = metric_checks(sts=sts, retrieval=retrieval, gate=gate) if (sts or retrieval) else None
-        if backend not in ("onnx", "openvino"):
+        if backend is None and self.config.model.backend in ("onnx", "openvino"):
+            backend = self.config.model.backend
+        if backend is not None and backend not in ("onnx", "openvino"):
             raise InputError(f"quantize supports the onnx and openvino backends, not {backend!r}", where="backend")
+        backend, _ = choose_backend(backend, calibration_texts=len(calibration))
         if recipe is None and backend == "onnx":
             recipe = DEFAULT_RECIPE
         return quantize_model(name, calibration=calibration, recipe=recipe, gate=gate, extra_checks=extra,

@@ -136,3 +136,26 @@ def test_missing_openvino_names_the_extra(monkeypatch):
     with pytest.raises(MissingDependencyError) as info:
         load_encoder(backend="openvino")
     assert "embedops[openvino]" in (info.value.hint or "")
+
+
+def test_cli_without_backend_uses_openvino(accepted, calibration, tmp_path, monkeypatch):
+    """With the extra installed and >= 100 texts, `embedops quantize` picks the recommended backend by itself."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from embedops.cli.main import app
+    from embedops.models.quantize import RECOMMENDED_BACKEND
+
+    assert RECOMMENDED_BACKEND == "openvino"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "texts.txt").write_text("\n".join(calibration[:MIN_CALIBRATION_TEXTS + 10]) + "\n")
+    result = CliRunner().invoke(app, ["quantize", "--calibration", "texts.txt", "--threads", "2", "-o", "gate.json"])
+    assert result.exit_code == 0, result.output
+    assert "use it with backend openvino, quantization int8" in " ".join(result.output.split())
+    assert "note:" not in result.output  # nothing was passed over
+    report = json.loads((tmp_path / "gate.json").read_text())
+    assert report["backend"] == "openvino" and report["passed"] and report["recipe"]["method"] == "static-nncf"
+    assert report["calibration_texts"] == MIN_CALIBRATION_TEXTS + 10
+    assert report["installed"] == str(ir_root(load_encoder(backend="openvino", threads=2).exported) / "int8"
+                                      / "model.xml")

@@ -112,6 +112,17 @@ def nncf_quantize(ir_path: Path, feeds: list[dict[str, Any]], recipe: OvQuantRec
                              advanced_parameters=advanced)
 
 
+def check_calibration_size(count: int, gate: QuantizationGate, where: str | None = None) -> None:
+    """Refuse fewer than MIN_CALIBRATION_TEXTS texts (or a gate that would cut the sample below it), naming both."""
+    if gate.calibration_size < MIN_CALIBRATION_TEXTS:
+        raise InputError(f"{gate.calibration_size} is below the {MIN_CALIBRATION_TEXTS} texts that openvino static "
+                         "int8 calibration needs", where="quantization.calibration_size")
+    if count < MIN_CALIBRATION_TEXTS:
+        raise InputError(f"static int8 calibration needs at least {MIN_CALIBRATION_TEXTS} non-empty texts, got "
+                         f"{count}", where=where, hint="pass more texts from your own data, e.g. a sample of its "
+                         "documents")
+
+
 def quantize_openvino(
     model: str | None = None,
     *,
@@ -127,12 +138,10 @@ def quantize_openvino(
     require("nncf", "openvino")
     gate = gate or QuantizationGate()
     texts = [t for t in calibration if isinstance(t, str) and t.strip()]
-    if len(texts) < MIN_CALIBRATION_TEXTS:
-        raise InputError(f"static int8 calibration needs at least {MIN_CALIBRATION_TEXTS} non-empty texts, got "
-                         f"{len(texts)}", hint="pass more texts from your own data (e.g. a sample of its documents)")
+    check_calibration_size(len(texts), gate)
     texts = texts[: gate.calibration_size]
     source = resolve_model(model, resolver=resolver)
-    report = GateReport(model=source.name, recipe=recipe.as_dict(), calibration_texts=len(texts))
+    report = GateReport(model=source.name, recipe=recipe.as_dict(), calibration_texts=len(texts), backend="openvino")
     started = time.perf_counter()
     exported = ensure_export(source)
     float_enc = OpenVinoEncoder(source, threads=threads)  # converts to fp32 IR first when there is none

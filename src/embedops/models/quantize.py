@@ -51,6 +51,54 @@ class QuantRecipe:
 
 DEFAULT_RECIPE = QuantRecipe()
 
+QUANT_BACKENDS: tuple[str, ...] = ("onnx", "openvino")
+
+RECOMMENDED_BACKEND = "openvino"
+"""The fastest int8 backend that passes the quality gate (`benchmarks/results/quality_int8.md`): OpenVINO static int8
+(NNCF) ran 1.87x / 2.36x ONNX dynamic int8 on STS-B sentences / SciFact abstracts in the same interleaved run, with
+STS-B Spearman and SciFact nDCG@10 within 0.5 points of fp32. ONNX dynamic int8 stays the fallback: it needs no extra
+and no calibration minimum."""
+
+
+def openvino_missing() -> str | None:
+    """Why the openvino int8 path cannot run here (a missing package, naming the extra), or None when it can."""
+    from embedops.errors import MissingDependencyError
+
+    try:
+        require("openvino", "openvino")
+        require("nncf", "openvino")
+    except MissingDependencyError as exc:
+        return str(exc)
+    return None
+
+
+def choose_backend(requested: str | None, *, calibration_texts: int, onnx_options: bool = False
+                   ) -> tuple[str, str | None]:
+    """The backend to quantise for, and a one-line note when the recommended one was passed over (None otherwise).
+
+    An explicit `requested` backend is used as given (openvino raises MissingDependencyError naming the extra when it
+    is not installed). Without one: onnx when onnx-only recipe options were given, else the recommended openvino, unless
+    its extra is missing or the calibration sample is below its minimum, when onnx dynamic int8 is used instead.
+    """
+    from embedops.models.openvino_quantize import MIN_CALIBRATION_TEXTS
+
+    if requested is not None:
+        if requested not in QUANT_BACKENDS:
+            raise InputError(f"must be one of {', '.join(QUANT_BACKENDS)}, got {requested!r}", where="backend")
+        if requested == "openvino":
+            require("openvino", "openvino")
+            require("nncf", "openvino")
+        return requested, None
+    if onnx_options:
+        return "onnx", None
+    missing = openvino_missing()
+    if missing:
+        return "onnx", f"using onnx dynamic int8 because {missing}; the recommended openvino static int8 is faster"
+    if calibration_texts < MIN_CALIBRATION_TEXTS:
+        return "onnx", (f"using onnx dynamic int8: the recommended openvino static int8 needs at least "
+                        f"{MIN_CALIBRATION_TEXTS} calibration texts, got {calibration_texts}")
+    return RECOMMENDED_BACKEND, None
+
 
 def quantize_file(src: Path, dst: Path, recipe: QuantRecipe = DEFAULT_RECIPE,
                   calibration_feeds: list[dict[str, np.ndarray]] | None = None) -> None:
@@ -151,6 +199,7 @@ class GateReport:
     model: str
     recipe: dict[str, Any]
     checks: list[GateCheck] = field(default_factory=list)
+    backend: str = "onnx"
     calibration_texts: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     installed: str | None = None
@@ -167,7 +216,7 @@ class GateReport:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (stored in the export manifest when accepted)."""
-        return {"model": self.model, "recipe": self.recipe, "passed": self.passed,
+        return {"model": self.model, "backend": self.backend, "recipe": self.recipe, "passed": self.passed,
                 "calibration_texts": self.calibration_texts, "seconds": self.seconds, "installed": self.installed,
                 "checks": [{**asdict(c), "passed": c.passed, "margin": c.margin} for c in self.checks]}
 
