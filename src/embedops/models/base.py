@@ -149,7 +149,7 @@ def check_texts(inputs: Sequence[Any]) -> list[str]:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise InputError(f"input {i} is {type(text).__name__}, expected str")
-        if not text.strip():
+        if not text or text.isspace():  # no copy of a huge text
             raise InputError(f"input {i} is empty or whitespace-only")
     return texts
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from embedops.models.base import BaseEncoder
 from embedops.models.export import ExportedModel
-from embedops.models.tokenizer import TokenizerAdapter
+from embedops.models.tokenizer import InputClipper, TokenizerAdapter
 
 
 class ExportedTextEncoder(BaseEncoder):
@@ -46,6 +46,8 @@ class ExportedTextEncoder(BaseEncoder):
         self.n_special = int(self.rust_tokenizer.num_special_tokens_to_add(False))
         # Chunking and token counting call `encoder.tokenizer(...)` as they would a Hugging Face fast tokenizer.
         self.tokenizer = TokenizerAdapter(self.rust_tokenizer)
+        # A huge text is cut, before it is tokenised, to one with the same first max_tokens tokens (see InputClipper).
+        self.clipper = InputClipper(self.rust_tokenizer)
 
     @property
     def prompts(self) -> dict[str, str]:
@@ -56,17 +58,24 @@ class ExportedTextEncoder(BaseEncoder):
     def infer(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         """Run the graph on one padded feed; float32 [rows, dimension]."""
 
-    def _tokenize(self, texts: list[str]) -> list[Any]:
+    def _tokenize(self, texts: list[str], *, clip: bool = True) -> list[Any]:
         if self.lower_case:  # sentence-transformers lowercases before the tokenizer when the config says so
             texts = [t.lower() for t in texts]
+        if clip:  # cut after lower-casing: that is the text the tokenizer sees (lower() looks at neighbours)
+            texts = self.clipper.clip_all(texts, self.max_tokens - self.n_special + 1)
         return self.rust_tokenizer.encode_batch(texts, add_special_tokens=False)
 
     def token_lengths(self, texts: list[str]) -> np.ndarray:
-        """Untruncated token count per text (special tokens included)."""
-        return self.tokenize_all(texts)[0]
+        """Untruncated token count per text (special tokens included): every text tokenised whole."""
+        encs = self._tokenize(texts, clip=False)
+        return np.fromiter((len(e.ids) + self.n_special for e in encs), dtype=np.int64, count=len(texts))
 
     def tokenize_all(self, texts: list[str]) -> tuple[np.ndarray, Any]:
-        """Tokenise every text once; lengths for planning, encodings reused by each batch."""
+        """Tokenise every text once; lengths for planning, encodings reused by each batch.
+
+        A text with more than max_tokens tokens may be cut first (only past its first max_tokens + 1 tokens), so its
+        length here is then more than max_tokens but not its full count: enough to plan and to flag truncation.
+        """
         encs = self._tokenize(texts)
         lengths = np.fromiter((len(e.ids) + self.n_special for e in encs), dtype=np.int64, count=len(texts))
         return lengths, encs

@@ -20,6 +20,7 @@ import numpy as np
 from embedops.errors import ModelError
 from embedops.models.base import BaseEncoder
 from embedops.models.loading import ModelSource, resolve_model
+from embedops.models.tokenizer import InputClipper
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,31 @@ class TorchEncoder(BaseEncoder):
         # Fix the clone's state (no truncation, no padding: what counting and chunking ask for) now, so that no
         # later call from any thread needs to change it.
         self.tokenizer("warm up", truncation=False, padding=False, verbose=False)
+        self.clipper = self._make_clipper()
+
+    def _make_clipper(self) -> InputClipper | None:
+        """A clipper over a private copy of the model's Rust tokenizer (None for a slow tokenizer: no cutting)."""
+        backend = getattr(self.model.tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            return None
+        from tokenizers import Tokenizer
+
+        rust = Tokenizer.from_str(backend.to_str())
+        rust.no_truncation()
+        rust.no_padding()
+        self._n_special = int(rust.num_special_tokens_to_add(False))
+        first = self.model[0] if len(self.model) else None
+        self._lower = bool(getattr(first, "do_lower_case", False))
+        return InputClipper(rust)
+
+    def clip(self, texts: list[str]) -> list[str]:
+        """Cut each huge text to one with the same first max_tokens + 1 tokens, before any tokenisation (see
+        InputClipper): a 50 MB text then costs what a few kB cost, with the same vector and truncation flag."""
+        if self.clipper is None:
+            return texts
+        if self._lower:  # sentence-transformers lowercases before its tokenizer: cut the text it will tokenise
+            texts = [t.lower() if len(t) > self.clipper.min_window else t for t in texts]
+        return self.clipper.clip_all(texts, self.max_tokens - self._n_special + 1)
 
     @property
     def prompts(self) -> dict[str, str]:
@@ -111,8 +137,22 @@ class TorchEncoder(BaseEncoder):
         )
         return np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=len(texts))
 
+    def tokenize_all(self, texts: list[str]) -> tuple[np.ndarray, list[str]]:
+        """Cut huge texts, then count tokens for planning; the cut texts are what each batch runs."""
+        clipped = self.clip(texts)
+        return self.token_lengths(clipped), clipped
+
+    def run_batch(self, texts: list[str], indices: np.ndarray, prepared: list[str] | None) -> np.ndarray:
+        """Embed the (already cut) texts at `indices`."""
+        if prepared is None:
+            return self.encode_core([texts[i] for i in indices])
+        return self._forward([prepared[i] for i in indices])
+
     def encode_core(self, texts: list[str]) -> np.ndarray:
-        """Tokenise (truncating at max_tokens), run the model's modules, return the pooled vectors."""
+        """Cut huge texts, tokenise (truncating at max_tokens), run the model's modules, return the pooled vectors."""
+        return self._forward(self.clip(texts))
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
         torch = self._torch
         prep = getattr(self.model, "preprocess", None) or self.model.tokenize
         with self._model_lock:
