@@ -27,6 +27,12 @@ def test_health_ready_and_metrics_need_no_key(server, client):
                  'embedops_errors_total{status="404",type="model_not_found"}',
                  'embedops_model_requests_total{endpoint="embeddings",model="all-MiniLM-L6-v2"}'):
         assert name in text, name
+    # The batch-size histogram holds the batches the worker ran (its last 1024 at the first scrape).
+    count = next(float(line.split()[-1]) for line in text.splitlines()
+                 if line.startswith('embedops_batch_size_count{model="all-MiniLM-L6-v2"}'))
+    ran = next(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith('embedops_batches_total{model="all-MiniLM-L6-v2"}'))
+    assert 2 <= count <= ran and 'embedops_batch_size_bucket{le="+Inf",model="all-MiniLM-L6-v2"}' in text
 
 
 def test_sigterm_finishes_in_flight_requests_then_closes(tmp_path, sentences):

@@ -3,45 +3,72 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from embedops.cli._common import err_console
+from embedops.cli._common import Backend, err_console
+
+
+def _collections(items: list[str] | None) -> list[str] | None:
+    """Each --collection is name=folder with a valid name and an existing collection folder."""
+    from embedops.serve.settings import parse_collections
+
+    for item in items or []:
+        try:
+            parsed = parse_collections([item])
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        for folder in parsed.values():
+            if not Path(folder).expanduser().is_dir():
+                raise typer.BadParameter(f"collection folder not found: {folder}")
+    return items
 
 
 def serve(
-    config: Annotated[Path | None, typer.Argument(help="embedops.yaml (default: the embedded defaults).")] = None,
+    config: Annotated[Path | None, typer.Argument(exists=True, help="embedops.yaml (default: the embedded "
+                                                                    "defaults).")] = None,
     host: Annotated[str | None, typer.Option(help="Interface to bind [127.0.0.1; env EMBEDOPS_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [8000; env EMBEDOPS_PORT].")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port [8000; env EMBEDOPS_PORT].")] = None,
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="A model to serve (name, folder, registry "
                                                     "alias); repeat for several; the first is the default.")] = None,
-    backend: Annotated[str | None, typer.Option(help="torch, onnx or openvino (default: the project's).")] = None,
-    collection: Annotated[list[str] | None, typer.Option("--collection", help="name=folder of a collection to "
-                                                         "serve; repeat for several.")] = None,
+    backend: Annotated[Backend | None, typer.Option(help="torch, onnx or openvino (default: the project's).")]
+    = None,
+    collection: Annotated[list[str] | None, typer.Option("--collection", callback=_collections,
+                                                         help="name=folder of a collection to serve; repeat for "
+                                                              "several.")] = None,
     collections_root: Annotated[str | None, typer.Option(help="Folder where POST /v1/collections creates "
                                                          "collections (those in it are served too).")] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="No API key (local use only).")] = False,
-    api_keys_file: Annotated[Path | None, typer.Option(help="Keys file: one key or sha256:<hex> per line "
-                                                       "(or env EMBEDOPS_API_KEYS=k1,k2).")] = None,
-    max_inputs: Annotated[int | None, typer.Option(help="Inputs per request [2048].")] = None,
-    max_body_bytes: Annotated[int | None, typer.Option(help="Request body bound [4 MiB].")] = None,
-    max_queue: Annotated[int | None, typer.Option(help="Queued inputs per model before 429 [4096].")] = None,
-    request_timeout: Annotated[float | None, typer.Option(help="Seconds before 504 [30].")] = None,
+    api_keys_file: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
+                                                       help="Keys file: one key or sha256:<hex> per line "
+                                                            "(or env EMBEDOPS_API_KEYS=k1,k2).")] = None,
+    max_inputs: Annotated[int | None, typer.Option(min=1, help="Inputs per request [2048].")] = None,
+    max_body_bytes: Annotated[int | None, typer.Option(min=1024, help="Request body bound [4 MiB].")] = None,
+    max_queue: Annotated[int | None, typer.Option(min=1, help="Queued inputs per model before 429 [4096].")] = None,
+    request_timeout: Annotated[float | None, typer.Option(min=0.001, help="Seconds before 504 [30].")] = None,
     cors_origin: Annotated[list[str] | None, typer.Option(help="Allow this browser origin (CORS is off "
                                                           "unless given).")] = None,
-    max_batch_size: Annotated[int | None, typer.Option(help="Texts per model batch [64].")] = None,
-    max_wait_ms: Annotated[float | None, typer.Option(help="Longest wait for a batch to fill [2 ms].")] = None,
-    log_level: Annotated[str | None, typer.Option(help="debug, info, warning [info].")] = None,
+    max_batch_size: Annotated[int | None, typer.Option(min=1, help="Texts per model batch [64].")] = None,
+    max_wait_ms: Annotated[float | None, typer.Option(min=0, help="Longest wait for a batch to fill [2 ms].")]
+    = None,
+    log_level: Annotated[Literal["critical", "error", "warning", "info", "debug"] | None,
+                         typer.Option(help="debug, info, warning, error or critical [info].")] = None,
 ) -> None:
     """Serve embeddings (OpenAI API) and collections over HTTP; flags and EMBEDOPS_* override the file."""
     import uvicorn
 
-    from embedops.cli._common import open_project, quiet_libraries
+    from embedops.cli._common import open_project, quiet_libraries, resolve_model_early
     from embedops.serve.app import create_app
     from embedops.serve.logs import log_config
     from embedops.serve.settings import ServeSettings, parse_collections
 
+    if collections_root is not None:
+        from embedops.config.checks import writable_target
+
+        writable_target(collections_root, "--collections-root", folder=True)
+    for name in model or []:
+        resolve_model_early(open_project(config), name)
     quiet_libraries()
     project = open_project(config)
     settings = ServeSettings.resolve(

@@ -19,7 +19,9 @@ log = logging.getLogger("embedops.serve")
 
 
 class CollectionRegistry:
-    """Open collections by name; their encoders are the pool's workers, so queries join the batches."""
+    """Served collection names -> folders; every open, create, search and recommend goes through the `Project`
+    (which shares one open collection per folder), with the pool's workers as the encoders, so queries join the
+    batches."""
 
     def __init__(self, project: Any, pool: ModelPool, root: Path):
         self.project = project
@@ -27,7 +29,7 @@ class CollectionRegistry:
         self.root = root
         self._lock = threading.Lock()
         self._paths: dict[str, Path] = {}
-        self._open: dict[str, Any] = {}
+        self._open: dict[str, Any] = {}  # name -> the Project's collection, to close on shutdown
 
     def load(self, configured: dict[str, str]) -> None:
         """Open the configured collections and those already under the root; load their models (blocking)."""
@@ -48,15 +50,32 @@ class CollectionRegistry:
             col.encoder  # noqa: B018 - load and warm the model now, so /ready means ready
 
     def _open_one(self, name: str) -> Any:
-        from embedops.index import Collection
-
         with self._lock:
             col = self._open.get(name)
             if col is None:
-                col = Collection.open(self._paths[name], loader=self.pool.encoder_for_spec)
+                col = self.project.open_collection(self._paths[name], loader=self.pool.encoder_for_spec)
                 self._open[name] = col
                 log.info("collection open", extra={"collection": name, "documents": len(col)})
         return col
+
+    def path(self, name: str) -> Path:
+        """The folder of a served collection; 404 if there is none (never shown to clients)."""
+        with self._lock:
+            path = self._paths.get(name)
+        if path is None:
+            raise APIError(404, f"the collection {name!r} does not exist", code="collection_not_found",
+                           param="name")
+        return path
+
+    def search(self, name: str, query: str, k: int, filter: Any, *, mode: str, fusion: str) -> list[Any]:
+        """Text search through `Project.search` (blocking)."""
+        self._open_one(name)  # opened with the pool's loader before the Project could open it with its own
+        return self.project.search(query, k, filter, mode=mode, fusion=fusion, path=self.path(name))
+
+    def recommend(self, name: str, positive: list[str], negative: list[str], k: int, filter: Any) -> list[Any]:
+        """Recommendations through `Project.recommend` (blocking)."""
+        self._open_one(name)
+        return self.project.recommend(positive, negative, k, filter, path=self.path(name))
 
     def names(self) -> list[str]:
         """Served collection names."""
@@ -64,18 +83,13 @@ class CollectionRegistry:
             return sorted(self._paths)
 
     def get(self, name: str) -> Any:
-        """The collection called `name`; 404 if there is none."""
-        with self._lock:
-            known = name in self._paths
-        if not known:
-            raise APIError(404, f"the collection {name!r} does not exist", code="collection_not_found",
-                           param="name")
+        """The collection called `name` (the Project's open collection); 404 if there is none."""
+        self.path(name)
         return self._open_one(name)
 
     def create(self, name: str, model: str | None, spec: dict[str, Any]) -> Any:
-        """A new empty collection under the root for a served model (409 if the name is taken)."""
-        from embedops.index import Collection
-
+        """A new empty collection under the root for a served model, by `Project.create_collection` (409 if the
+        name is taken)."""
         check_collection_name(name)
         served = self.pool.get(model)
         index_spec = self.project.index_spec(**spec)
@@ -84,7 +98,7 @@ class CollectionRegistry:
                 raise APIError(409, f"the collection {name!r} already exists", code="collection_exists",
                                param="name")
             self.root.mkdir(parents=True, exist_ok=True)
-            col = Collection.create(self.root / name, served.worker, spec=index_spec)
+            col = self.project.create_collection(self.root / name, encoder=served.worker, spec=index_spec)
             self._paths[name] = self.root / name
             self._open[name] = col
         log.info("collection created", extra={"collection": name, "model": served.id})
@@ -99,7 +113,8 @@ class CollectionRegistry:
         return str(col.model.get("name"))
 
     def close(self) -> None:
-        """Close every open collection (waits for background refreshes, saves checkpoints)."""
+        """Close every served collection (waits for background refreshes, saves checkpoints); one failing does not
+        keep the others open. The Project's own close() then finds them closed."""
         with self._lock:
             cols, self._open = list(self._open.items()), {}
         for name, col in cols:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -18,6 +19,30 @@ class _WorkerCollector(Collector):
 
     def __init__(self, workers: Callable[[], dict[str, Any]]):
         self._workers = workers
+        self._lock = threading.Lock()  # scrapes may run side by side
+        self._seen: dict[str, int] = {}  # batches already counted, per model
+        self._counts: dict[str, list[int]] = {}  # per model: batches per size bucket (+Inf last), cumulative
+        self._sums: dict[str, int] = {}
+
+    def _batch_sizes(self, name: str, worker: Any) -> tuple[list[tuple[str, int]], int]:
+        """Fold the batches run since the last scrape into the model's cumulative histogram.
+
+        The worker keeps the sizes of its last 1024 batches: exact while scrapes come at least every 1024 batches,
+        the newest 1024 otherwise."""
+        run = worker.batches_run
+        recent = worker.batch_sizes  # read after the count: a batch finishing in between shifts by one, not more
+        with self._lock:
+            counts = self._counts.setdefault(name, [0] * (len(_SIZE_BUCKETS) + 1))
+            new = max(0, min(run - self._seen.get(name, 0), len(recent)))
+            self._seen[name] = run
+            for size in recent[len(recent) - new:]:
+                counts[next((i for i, b in enumerate(_SIZE_BUCKETS) if size <= b), len(_SIZE_BUCKETS))] += 1
+                self._sums[name] = self._sums.get(name, 0) + size
+            cumulative, total = [], 0
+            for bound, n in zip([*map(str, _SIZE_BUCKETS), "+Inf"], counts, strict=True):
+                total += n
+                cumulative.append((bound, total))
+            return cumulative, self._sums.get(name, 0)
 
     def collect(self) -> Iterable[Any]:
         depth = GaugeMetricFamily("embedops_queue_depth", "Texts waiting for a batch, per model", labels=["model"])
@@ -30,6 +55,7 @@ class _WorkerCollector(Collector):
                                     labels=["model"])
         busy = CounterMetricFamily("embedops_model_busy_seconds", "Seconds the model spent running batches",
                                    labels=["model"])
+        sizes = HistogramMetricFamily("embedops_batch_size", "Texts per model batch", labels=["model"])
         for name, worker in self._workers().items():
             m = worker.metrics()
             depth.add_metric([name], m["queue_depth"])
@@ -38,7 +64,9 @@ class _WorkerCollector(Collector):
             texts.add_metric([name], m["texts"])
             largest.add_metric([name], m["max_batch_size_seen"])
             busy.add_metric([name], m["busy_seconds"])
-        yield from (depth, flight, batches, texts, largest, busy)
+            buckets, total = self._batch_sizes(name, worker)
+            sizes.add_metric([name], buckets, total)
+        yield from (depth, flight, batches, texts, largest, busy, sizes)
 
 
 class Metrics:

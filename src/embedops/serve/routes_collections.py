@@ -120,12 +120,13 @@ async def search(name: str, body: SearchRequest, request: Request,
     else:
         fusion = body.fusion or index_cfg.fusion
         if mode == "keyword":
-            hits = await run_blocking(request, col.search, body.query, body.k, body.filter, mode=mode)
+            hits = await run_blocking(request, state.collections.search, name, body.query, body.k, body.filter,
+                                      mode=mode, fusion=fusion)
         else:
             served = state.pool.get(model)
             with state.pool.admit(served, 1):
-                hits = await run_blocking(request, col.search, body.query, body.k, body.filter, mode=mode,
-                                          fusion=fusion)
+                hits = await run_blocking(request, state.collections.search, name, body.query, body.k, body.filter,
+                                          mode=mode, fusion=fusion)
             state.metrics.observe_encode(served.id, "search", 1, 0, 0)
     return SearchResponse(data=[h.as_dict() for h in hits], collection=name, model=model, mode=mode)
 
@@ -135,6 +136,7 @@ async def recommend(name: str, body: RecommendRequest, request: Request,
                     state: ServingState = Depends(serving)) -> SearchResponse:
     """More like the positive ids, less like the negative ones (the examples themselves are never returned)."""
     col = state.collections.get(name)
-    hits = await run_blocking(request, col.recommend, body.positive, body.negative, body.k, body.filter)
+    hits = await run_blocking(request, state.collections.recommend, name, body.positive, body.negative, body.k,
+                              body.filter)
     return SearchResponse(data=[h.as_dict() for h in hits], collection=name, model=state.collections.model_id(col),
                           mode="recommend")
