@@ -16,6 +16,8 @@ FORBIDDEN = {
     ("train", "cli"),
     ("models", "registry"),
     ("models", "eval"),
+    ("experiment", "serve"), ("experiment", "models"),
+    ("events", "models"), ("events", "serve"), ("monitor", "serve"),
 }
 # Faces over the library (may import anything) and the ground floor (imports nothing of ours above it).
 FACES = {"cli", "serve", "project", "demo", "__init__", "__main__"}

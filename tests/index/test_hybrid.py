@@ -42,3 +42,16 @@ def test_keyword_index_round_trip(tmp_path):
     loaded = KeywordIndex.load(tmp_path)
     assert loaded.matches(2, 8) and not loaded.matches(2, 9)
     assert loaded.search(["delta"], 2)[0][0][0] == 7
+
+
+def test_a_collection_without_any_keyword_terms_reopens_and_searches(tmp_path, encoder):
+    """Texts of only digits/stopwords leave BM25 no vocabulary: the collection must still open (found by fuzzing)."""
+    from embedops.index import Collection
+
+    col = Collection.create(tmp_path / "c", encoder)
+    col.add([{"id": "a", "text": "0"}, {"id": "b", "text": "the of"}])
+    col.close()
+    again = Collection.open(tmp_path / "c", encoder=encoder)
+    assert again.search("0", k=2, mode="keyword") == []
+    assert {h.id for h in again.search("zero", k=2, mode="dense")} == {"a", "b"}
+    again.close()

@@ -43,9 +43,14 @@ class KeywordIndex:
         """Tokenise and index the texts."""
         bm25s = require("bm25s", "index")
         retriever = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
-        if texts:
-            retriever.index(_tokenize(texts), show_progress=False)
-        return cls(np.asarray(slots, dtype=np.int64), retriever if texts else None, epoch, slot_count, generation)
+        tokens = _tokenize(texts) if texts else []
+        # Texts of only stopwords, digits or punctuation leave no vocabulary: bm25s cannot index that (max() of an
+        # empty sequence), and no keyword query could match anyway.
+        has_terms = any(len(t) for t in tokens)
+        if has_terms:
+            retriever.index(tokens, show_progress=False)
+        return cls(np.asarray(slots, dtype=np.int64), retriever if has_terms else None, epoch, slot_count,
+                   generation)
 
     def covering(self, slot_count: int, generation: int) -> KeywordIndex:
         """The same index declared to cover more slots (for slots that were added without text: nothing to index)."""

@@ -1,0 +1,21 @@
+"""The event log: requests (search, embeddings), feedback and alerts, written off the request path.
+
+`EventLog(path_or_url)` is the entry point; see `embedops.events.log` for its contract.
+"""
+
+from embedops.events.log import EventLog
+from embedops.events.metrics import EventLogCollector, register_event_metrics
+from embedops.events.store import EventLogError
+from embedops.events.types import FEEDBACK_KINDS, AlertEvent, Event, FeedbackEvent, RequestEvent
+
+__all__ = [
+    "FEEDBACK_KINDS",
+    "AlertEvent",
+    "Event",
+    "EventLog",
+    "EventLogCollector",
+    "EventLogError",
+    "FeedbackEvent",
+    "RequestEvent",
+    "register_event_metrics",
+]
