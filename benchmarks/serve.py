@@ -153,6 +153,9 @@ def table(rows: list[dict]) -> dict:
         for peer in ("naive", "infinity-torch"):
             if at.get(ours) and at.get(peer):
                 ratios[f"{ours} / {peer}"] = round(at[ours] / at[peer], 2)
+    if at.get("embedops-torch") and at.get("embedops-torch-noevents"):  # what the event log costs the request path
+        ratios["embedops-torch / embedops-torch-noevents"] = round(at["embedops-torch"] / at["embedops-torch-noevents"],
+                                                                   3)
     for k, v in ratios.items():
         print(f"32 clients, sentences: {k} = {v}")
     return ratios

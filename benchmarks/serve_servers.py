@@ -23,7 +23,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 SCRATCH = ROOT / "benchmarks" / ".scratch" / "serve"
 MODEL_ID = "all-MiniLM-L6-v2"
-KINDS = ("embedops-torch", "embedops-onnx-int8", "naive", "infinity-torch")
+KINDS = ("embedops-torch", "embedops-torch-noevents", "embedops-onnx-int8", "naive", "infinity-torch")
 
 
 def naive_app():
@@ -132,6 +132,9 @@ def start(kind: str, *, infinity: Path | None = None, extra: list[str] | None = 
         run = Running(kind, None, f"http://127.0.0.1:{port}")  # type: ignore[arg-type]
     elif kind.startswith("embedops"):
         cmd = embedops_cmd(port, kind, extra or [])
+        # Every embedops row logs its events (the default) to a scratch database, except the row that measures
+        # what logging costs.
+        env["EMBEDOPS_EVENTS"] = "off" if kind.endswith("-noevents") else str(SCRATCH / f"events-{port}.db")
         run = Running(kind, None, f"http://127.0.0.1:{port}")  # type: ignore[arg-type]
     elif kind == "infinity-torch":
         if infinity is None:

@@ -24,11 +24,12 @@ from typing import Any
 
 from embedops.config import ProjectConfig, checks, load_config
 from embedops.errors import ConfigError, InputError
+from embedops.production import ProductionMixin
 
 _UNSET = object()
 
 
-class Project:
+class Project(ProductionMixin):
     """A project opened from `embedops.yaml` (or built from a ProjectConfig in code)."""
 
     def __init__(self, config: ProjectConfig | None = None):
@@ -349,7 +350,7 @@ class Project:
         return self.open_collection()
 
     def search(self, query: str, k: int = 10, filter=None, *, mode: str | None = None, fusion: str | None = None,
-               path: str | Path | None = None):
+               path: str | Path | None = None, query_vector=None):
         """Search a collection by text (dense, keyword or hybrid; mode and fusion default from `index:`)."""
         checks.non_empty_text(query, "query")
         checks.positive_int(k, "k", optional=False)
@@ -357,7 +358,7 @@ class Project:
         checks.choice(fusion, ("minmax", "rrf"), "fusion")
         col = self.open_collection(path)
         return col.search(query, k, filter, mode=mode or self.config.index.search_mode,
-                          fusion=fusion or self.config.index.fusion)
+                          fusion=fusion or self.config.index.fusion, query_vector=query_vector)
 
     def recommend(self, positive_ids, negative_ids=(), k: int = 10, filter=None, *, path: str | Path | None = None):
         """More like `positive_ids`, less like `negative_ids`."""
@@ -367,11 +368,12 @@ class Project:
         return self.open_collection(path).recommend(positive_ids, negative_ids, k, filter)
 
     def close(self) -> None:
-        """Close every collection this project opened (flushes checkpoints and keyword indexes)."""
+        """Close every collection this project opened (flushes checkpoints and keyword indexes) and the event log."""
         with self._lock:
             cols, self._collections = list(self._collections.values()), {}
         for col in cols:
             col.close()
+        self.close_events()
 
     def __enter__(self) -> Project:
         return self

@@ -165,6 +165,11 @@ class ServingConfig(Section):
     max_batch_tokens: int = Field(16384, ge=1)
     max_wait_ms: float = Field(2.0, ge=0)
     log_level: str = "info"
+    # The event log (searches, embeddings, feedback): a SQLite file relative to the project file, or a SQLAlchemy URL
+    # (postgresql://...); "" or null turns logging off. Writes are batched off the request path.
+    events: str | None = "events.db"
+    events_queue: int = Field(10_000, ge=1)  # events waiting to be written; beyond it they are counted as dropped
+    events_retention_days: float | None = Field(None, gt=0)  # older events are pruned (None: kept)
 
     @field_validator("collections")
     @classmethod

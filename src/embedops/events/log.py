@@ -224,10 +224,11 @@ class EventLog:
 
     def requests(self, start: datetime | float | None = None, end: datetime | float | None = None, *,
                  model_version: str | None = None, kind: str | None = None, collection: str | None = None,
-                 limit: int | None = None) -> list[RequestEvent]:
+                 limit: int | None = None, experiment: str | None = None) -> list[RequestEvent]:
         """Request events with start <= time < end (epoch seconds or datetimes), oldest first."""
         stmt = self._window(sa.select(REQUESTS), REQUESTS, start, end)
-        for column, value in (("model_version", model_version), ("kind", kind), ("collection", collection)):
+        for column, value in (("model_version", model_version), ("kind", kind), ("collection", collection),
+                              ("experiment", experiment)):
             if value is not None:
                 stmt = stmt.where(REQUESTS.c[column] == value)
         stmt = stmt.order_by(REQUESTS.c.time, REQUESTS.c.id).limit(limit)
@@ -274,15 +275,18 @@ class EventLog:
         return self.feedback(request_id=request_id)
 
     def searches_with_feedback(self, start: datetime | float | None = None, end: datetime | float | None = None, *,
-                               model_version: str | None = None) -> list[tuple[RequestEvent, list[FeedbackEvent]]]:
+                               model_version: str | None = None, experiment: str | None = None
+                               ) -> list[tuple[RequestEvent, list[FeedbackEvent]]]:
         """Search requests in the window (by request time), each with its feedback (possibly none), oldest first."""
-        searches = self.requests(start, end, model_version=model_version, kind="search")
+        searches = self.requests(start, end, model_version=model_version, kind="search", experiment=experiment)
         if not searches:
             return []
         stmt = sa.select(FEEDBACK).join(REQUESTS, REQUESTS.c.request_id == FEEDBACK.c.request_id)
         stmt = self._window(stmt, REQUESTS, start, end).where(REQUESTS.c.kind == "search")
         if model_version is not None:
             stmt = stmt.where(REQUESTS.c.model_version == model_version)
+        if experiment is not None:
+            stmt = stmt.where(REQUESTS.c.experiment == experiment)
         by_request: dict[str, list[FeedbackEvent]] = {}
         for row in self._select(stmt.order_by(FEEDBACK.c.time, FEEDBACK.c.id)):
             by_request.setdefault(row["request_id"], []).append(FeedbackEvent.from_row(row))

@@ -44,6 +44,9 @@ REQUESTS = sa.Table(
     sa.Column("result_ids", sa.Text),  # JSON list: portable across SQLite and PostgreSQL
     sa.Column("scores", sa.Text),  # JSON list of floats, rank order
     sa.Column("query_vector", sa.LargeBinary),  # float16 bytes
+    sa.Column("experiment", sa.Text),  # A/B or interleaving test that served it, with the arm and per-rank teams
+    sa.Column("arm", sa.String(16)),
+    sa.Column("teams", sa.Text),  # JSON list (interleaving only)
     sa.Index("ix_embedops_requests_time", "time"),
     sa.Index("ix_embedops_requests_request_id", "request_id"),
     sa.Index("ix_embedops_requests_version_time", "model_version", "time"),

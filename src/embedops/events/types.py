@@ -46,6 +46,10 @@ class RequestEvent:
     # re-encoding a window later would need the exact model that served it.
     query_vector: np.ndarray | None = field(default=None, repr=False, compare=False)
     time: float = field(default_factory=time.time)  # seconds since the epoch, UTC
+    # experiments: which test served this search, which arm, and (interleaving) the team of each rank
+    experiment: str | None = None
+    arm: str | None = None
+    teams: list[str] = field(default_factory=list)
 
     def to_row(self) -> dict[str, Any]:
         """The database row of this event (vector as float16 bytes)."""
@@ -57,7 +61,7 @@ class RequestEvent:
             "truncated": int(self.truncated), "status": int(self.status), "error": self.error,
             "user_id": self.user_id, "session_id": self.session_id, "query": self.query, "k": self.k,
             "mode": self.mode, "result_ids": _dump_list(self.result_ids), "scores": _dump_list(self.scores),
-            "query_vector": vec,
+            "query_vector": vec, "experiment": self.experiment, "arm": self.arm, "teams": _dump_list(self.teams),
         }
 
     @classmethod
@@ -72,6 +76,7 @@ class RequestEvent:
             query=row["query"], k=row["k"], mode=row["mode"], result_ids=_load_list(row["result_ids"]),
             scores=[float(s) for s in _load_list(row["scores"])],
             query_vector=None if vec is None else np.frombuffer(bytes(vec), dtype=np.float16).astype(np.float32),
+            experiment=_get(row, "experiment"), arm=_get(row, "arm"), teams=_load_list(_get(row, "teams")),
         )
 
 
@@ -135,6 +140,14 @@ class AlertEvent:
 
 
 Event = RequestEvent | FeedbackEvent | AlertEvent
+
+
+def _get(row: Any, key: str) -> Any:
+    """A column that older exports may lack."""
+    try:
+        return row[key]
+    except (KeyError, IndexError):
+        return None
 
 
 def _dump_list(values: list[Any]) -> str:

@@ -268,30 +268,44 @@ class Collection:
         return self.store.get(ids, with_vectors=with_vectors)
 
     def search(self, query: str, k: int = 10, filter: Filter | None = None, *, mode: SearchMode = "dense",
-               fusion: Fusion = DEFAULT_FUSION, candidates: int = CANDIDATES) -> list[Hit]:
-        """Search by text: dense (vectors), keyword (BM25) or hybrid (both, fused); hits carry text and metadata."""
+               fusion: Fusion = DEFAULT_FUSION, candidates: int = CANDIDATES,
+               query_vector: np.ndarray | None = None) -> list[Hit]:
+        """Search by text: dense (vectors), keyword (BM25) or hybrid (both, fused); hits carry text and metadata.
+
+        `query_vector`: the query already embedded by this collection's model (the server embeds it once, to log it
+        for drift monitoring), used instead of encoding the text again.
+        """
         if not isinstance(query, str) or not query.strip():
             raise InputError("the query must be a non-empty string", where="search")
-        return self.search_batch([query], k, filter, mode=mode, fusion=fusion, candidates=candidates)[0]
+        qv = None if query_vector is None else np.asarray(query_vector, dtype=np.float32).reshape(1, -1)
+        return self.search_batch([query], k, filter, mode=mode, fusion=fusion, candidates=candidates,
+                                 query_vectors=qv)[0]
 
     def search_batch(self, queries: Sequence[str], k: int = 10, filter: Filter | None = None, *,
                      mode: SearchMode = "dense", fusion: Fusion = DEFAULT_FUSION,
-                     candidates: int = CANDIDATES, with_content: bool = True) -> list[list[Hit]]:
-        """`search` for many queries at once (queries are embedded in one batch)."""
+                     candidates: int = CANDIDATES, with_content: bool = True,
+                     query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
+        """`search` for many queries at once (queries are embedded in one batch, unless `query_vectors` are given)."""
         if mode not in MODES:
             raise InputError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}", where="search")
         if isinstance(queries, str):
             raise InputError("search_batch takes a list of queries", hint="use search() for one query")
         queries = list(queries)
         store = self.store
+        if query_vectors is not None and len(query_vectors) != len(queries):
+            raise InputError(f"{len(query_vectors)} query vectors for {len(queries)} queries", where="search")
+
+        def embed() -> np.ndarray:
+            return self.encoder.encode(queries, kind="query") if query_vectors is None else query_vectors
+
         if mode == "dense":
-            hits = store.search(self.encoder.encode(queries, kind="query"), k, filter)
+            hits = store.search(embed(), k, filter)
         elif mode == "keyword":
             hits = self._keyword_store(mode).keyword_search(queries, k, filter)
         else:
             keyword_store = self._keyword_store(mode)
             fuse([], fusion)  # refuse an unknown rule before encoding
-            qv = self.encoder.encode(queries, kind="query")
+            qv = embed()
             hybrid = getattr(keyword_store, "hybrid_search", None)
             if hybrid is not None:  # both rankings from one snapshot
                 hits = hybrid(qv, queries, k, filter, fusion=fusion, candidates=candidates)

@@ -44,6 +44,8 @@ class ServingState:
     on_fatal: Callable[[], None] | None = None  # the CLI stops the server when loading fails
     limiter: anyio.CapacityLimiter | None = None
     loader: threading.Thread | None = field(default=None, repr=False)
+    events: Any = None  # the project's EventLog (None: off or unavailable)
+    events_error: str | None = None
 
     def load(self) -> None:
         """Load and warm the models, open the collections (blocking; runs on its own thread)."""
@@ -51,6 +53,9 @@ class ServingState:
         try:
             self.pool.load(self.settings.models, self.settings.backend)
             self.collections.load(self.settings.collections)
+            from embedops.serve.events import open_event_log
+
+            open_event_log(self)
         except Exception as exc:  # noqa: BLE001 - reported by /ready and /health, and the CLI exits
             self.failed = f"{type(exc).__name__}: {exc}"
             log.error("start-up failed", exc_info=exc)
@@ -114,7 +119,7 @@ def create_app(project: Any, settings: ServeSettings | None = None) -> FastAPI:
     """The embedops HTTP API over `project`: OpenAI embeddings, models, collections, health and metrics."""
     from fastapi.middleware.cors import CORSMiddleware
 
-    from embedops.serve import routes_collections, routes_embeddings, routes_ops
+    from embedops.serve import routes_collections, routes_embeddings, routes_feedback, routes_ops
 
     if settings is None:
         settings = ServeSettings.resolve(getattr(project.config, "serving", None))
@@ -128,6 +133,7 @@ def create_app(project: Any, settings: ServeSettings | None = None) -> FastAPI:
     app.include_router(routes_ops.router)
     app.include_router(routes_embeddings.router)
     app.include_router(routes_collections.router)
+    app.include_router(routes_feedback.router)
     app.add_middleware(ServeMiddleware, state=state)
     if settings.cors_origins:  # off by default; outermost, so preflights are answered without a key
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],

@@ -67,10 +67,12 @@ class CollectionRegistry:
                            param="name")
         return path
 
-    def search(self, name: str, query: str, k: int, filter: Any, *, mode: str, fusion: str) -> list[Any]:
-        """Text search through `Project.search` (blocking)."""
+    def search(self, name: str, query: str, k: int, filter: Any, *, mode: str, fusion: str,
+               query_vector: Any = None) -> list[Any]:
+        """Text search through `Project.search` (blocking); `query_vector` when the route embedded it already."""
         self._open_one(name)  # opened with the pool's loader before the Project could open it with its own
-        return self.project.search(query, k, filter, mode=mode, fusion=fusion, path=self.path(name))
+        return self.project.search(query, k, filter, mode=mode, fusion=fusion, path=self.path(name),
+                                   query_vector=query_vector)
 
     def recommend(self, name: str, positive: list[str], negative: list[str], k: int, filter: Any) -> list[Any]:
         """Recommendations through `Project.recommend` (blocking)."""

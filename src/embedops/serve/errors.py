@@ -72,6 +72,11 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 def _respond(request: Request, exc: APIError) -> Response:
     request.state.error_code = exc.code  # the middleware counts errors by this code
+    state = getattr(request.app.state, "serving", None)
+    if state is not None:  # failed searches and embeddings go to the event log with their error type
+        from embedops.serve.events import record_error
+
+        record_error(state, request.url.path, exc.status, exc.code)
     return error_response(exc)
 
 

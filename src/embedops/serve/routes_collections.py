@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,9 @@ from fastapi import APIRouter, Depends, Request
 
 from embedops.serve.app import ServingState, run_blocking, serving
 from embedops.serve.errors import APIError
+from embedops.serve.events import record
 from embedops.serve.routes_embeddings import ERRORS, bearer
+from embedops.serve.routes_feedback import query_vector
 from embedops.serve.schemas import (
     CollectionCreate,
     CollectionInfo,
@@ -105,6 +108,8 @@ def _vector_search(col: Any, vector: list[float], k: int, filter: dict[str, Any]
 async def search(name: str, body: SearchRequest, request: Request,
                  state: ServingState = Depends(serving)) -> SearchResponse:
     """Search by text (dense, keyword or hybrid) or by a vector (dense), with an optional metadata filter."""
+    started = time.perf_counter()
+    qv = None
     col = state.collections.get(name)
     index_cfg = state.project.config.index
     mode = body.mode or index_cfg.search_mode
@@ -124,11 +129,23 @@ async def search(name: str, body: SearchRequest, request: Request,
                                       mode=mode, fusion=fusion)
         else:
             served = state.pool.get(model)
+
+            def embed_and_search():
+                qv = query_vector(served.worker, body.query)  # embedded once: searched with and logged for drift
+                return qv, state.collections.search(name, body.query, body.k, body.filter, mode=mode, fusion=fusion,
+                                                    query_vector=qv)
+
             with state.pool.admit(served, 1):
-                hits = await run_blocking(request, state.collections.search, name, body.query, body.k, body.filter,
-                                          mode=mode, fusion=fusion)
+                qv, hits = await run_blocking(request, embed_and_search)
             state.metrics.observe_encode(served.id, "search", 1, 0, 0)
-    return SearchResponse(data=[h.as_dict() for h in hits], collection=name, model=model, mode=mode)
+    served_model = state.pool.get(model) if mode != "keyword" and body.vector is None else None
+    rid = record(state, kind="search", route="search", model=model,
+                 model_version=served_model.fingerprint if served_model is not None else model, collection=name,
+                 latency_ms=(time.perf_counter() - started) * 1000, query=body.query, k=body.k, mode=mode,
+                 result_ids=[h.id for h in hits], scores=[float(h.score) for h in hits],
+                 query_vector=qv, user_id=body.user, session_id=body.session)
+    return SearchResponse(data=[h.as_dict() for h in hits], collection=name, model=model, mode=mode,
+                          request_id=rid)
 
 
 @router.post("/{name}/recommend", response_model=SearchResponse, summary="Recommend")

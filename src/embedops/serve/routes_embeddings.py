@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from fastapi.security import HTTPBearer
 
 from embedops.serve.app import ServingState, run_blocking, serving
 from embedops.serve.errors import APIError
+from embedops.serve.events import record
 from embedops.serve.schemas import EmbeddingRequest, EmbeddingResponse, ErrorResponse, ModelList, ModelObject
 
 try:
@@ -84,6 +86,7 @@ def dump_json(out: dict[str, Any]) -> bytes:
 async def create_embeddings(body: EmbeddingRequest, request: Request,
                             state: ServingState = Depends(serving)) -> Response:
     """Embed the inputs with `model`; vectors are L2-normalised float32 (Matryoshka-cut by `dimensions`)."""
+    started = time.perf_counter()
     served = state.pool.get(body.model)
     inputs: list[Any] = body.input  # the validator made every form a list
     limit = state.settings.max_inputs
@@ -100,6 +103,9 @@ async def create_embeddings(body: EmbeddingRequest, request: Request,
         vectors = vectors[:, : body.dimensions]
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     state.metrics.observe_encode(served.id, "embeddings", usage.inputs, usage.tokens, usage.truncated)
+    record(state, kind="embed", route="embeddings", model=served.id, model_version=served.fingerprint,
+           latency_ms=(time.perf_counter() - started) * 1000, n_inputs=usage.inputs, tokens=usage.tokens,
+           truncated=usage.truncated, user_id=body.user)
     out = {
         "object": "list",
         "data": [{"object": "embedding", "index": i, "embedding": e}

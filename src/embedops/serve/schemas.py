@@ -181,6 +181,8 @@ class SearchRequest(_Body):
     filter: dict[str, Any] | None = None
     mode: Literal["dense", "keyword", "hybrid"] | None = None
     fusion: Literal["minmax", "rrf"] | None = None
+    user: str | None = Field(None, min_length=1, max_length=256)  # ties feedback and experiments to a user
+    session: str | None = Field(None, min_length=1, max_length=256)
 
 
 class RecommendRequest(_Body):
@@ -209,6 +211,44 @@ class SearchResponse(BaseModel):
     collection: str
     model: str
     mode: str
+    request_id: str | None = None  # send it back with POST /v1/feedback
+
+
+class FeedbackRequest(_Body):
+    """POST /v1/feedback: what a user did with one result of a served search."""
+
+    request_id: str = Field(min_length=1, max_length=128)
+    kind: Literal["click", "relevant", "irrelevant"] = "click"
+    doc_id: str = Field(min_length=1, max_length=1024)
+    rank: int | None = Field(None, ge=1, le=10_000)
+    dwell_ms: float | None = Field(None, ge=0, le=86_400_000)
+    user: str | None = Field(None, min_length=1, max_length=256)
+    session: str | None = Field(None, min_length=1, max_length=256)
+
+
+class FeedbackAccepted(BaseModel):
+    """The feedback was queued for the event log."""
+
+    object: Literal["feedback"] = "feedback"
+    request_id: str
+    accepted: bool
+
+
+class ExperimentSearchRequest(_Body):
+    """POST /v1/experiments/{name}/search: a query from a user, answered by the arm (or the interleaving) the
+    experiment assigns."""
+
+    query: str = Field(min_length=1)
+    user: str = Field(min_length=1, max_length=256)
+    session: str | None = Field(None, min_length=1, max_length=256)
+
+
+class ExperimentSearchResponse(SearchResponse):
+    """Hits plus which arm served them (`interleaved`: `teams` names the arm of each rank)."""
+
+    experiment: str
+    arm: str
+    teams: list[str] | None = None
 
 
 class CollectionInfo(BaseModel):
