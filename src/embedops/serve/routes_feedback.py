@@ -13,6 +13,7 @@ from embedops.serve.app import ServingState, run_blocking, serving
 from embedops.serve.errors import APIError
 from embedops.serve.events import record
 from embedops.serve.logs import request_id
+from embedops.serve.routes_embeddings import ERRORS, bearer
 from embedops.serve.schemas import (
     ExperimentSearchRequest,
     ExperimentSearchResponse,
@@ -20,7 +21,8 @@ from embedops.serve.schemas import (
     FeedbackRequest,
 )
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", tags=["feedback and experiments"], dependencies=[Depends(bearer)],
+                   responses=ERRORS)
 
 
 def _known(state: ServingState, rid: str) -> bool:
