@@ -26,6 +26,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from embedops._io import fsync_dir, pid_alive
 from embedops.errors import InputError
 from embedops.index.locks import WriteLock
 
@@ -43,17 +44,6 @@ def _pid_of(name: str, prefix: str) -> int | None:
         return int(name[len(prefix):].split("-", 1)[0])
     except ValueError:
         return None
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (one of another user counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _leftovers(target: Path, kind: str) -> Iterator[Path]:
@@ -199,11 +189,7 @@ def _two_renames(new: Path, target: Path) -> None:
 
 def _fsync_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(folder)
 
 
 def _fsync_tree(folder: Path) -> None:

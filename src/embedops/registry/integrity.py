@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from embedops._io import cache_root
+from embedops._io import cache_root, fsync_dir, pid_alive
 
 MANIFEST = "manifest.json"
 # Temp names the registry itself creates: `.v3.abc123.tmp` (a staged version), `.aliases.json.x1y2.tmp`,
@@ -107,25 +107,6 @@ def fsync_tree(folder: Path) -> None:
         fsync_dir(Path(dirpath))
 
 
-def fsync_dir(folder: Path) -> None:
-    """Flush a folder's entries (a rename inside it) to disk."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _identity(path: Path, st: os.stat_result) -> str:
     return f"{os.path.realpath(path)}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
 
@@ -204,7 +185,7 @@ def _drop_dead_temps(path: Path) -> None:
     for p in path.parent.iterdir():
         if p.name.startswith(prefix) and p.name.endswith(".tmp"):
             pid = p.name[len(prefix):].split(".", 1)[0]
-            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
 

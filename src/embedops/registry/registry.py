@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from embedops._io import atomic_write_json
+from embedops._io import atomic_write_json, fsync_dir
 from embedops.errors import InputError, ModelError
 from embedops.models.loading import WEIGHT_SUFFIXES
 from embedops.registry import integrity
@@ -256,7 +256,7 @@ class Registry:
                 atomic_write_json(tmp / MANIFEST, info)
                 integrity.fsync_tree(tmp)
                 os.replace(tmp, final)
-                integrity.fsync_dir(folder)
+                fsync_dir(folder)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
