@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 import zlib
@@ -92,9 +93,16 @@ JOBS = {"writer": writer, "build": build, "prepare": prepare}
 
 
 def _child(job: str, args: dict, encoder) -> None:
-    code = 0
+    # SIGINT is blocked from before the fork until here, so a signal sent right after the fork is delivered inside
+    # this try (as KeyboardInterrupt) instead of escaping into the zygote's own loop in the child.
+    code = 1
     try:
-        JOBS[job](args, encoder)
+        try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            JOBS[job](args, encoder)
+            code = 0
+        finally:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     except KeyboardInterrupt:
         code = 130
     except BaseException:  # noqa: BLE001 - reported to the test through the log file
@@ -122,9 +130,14 @@ def main() -> None:
         pids = []
         for args in request["args"]:
             sys.stdout.flush()
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             pid = os.fork()
             if pid == 0:
-                _child(request["job"], args, encoder)
+                try:
+                    _child(request["job"], args, encoder)
+                finally:
+                    os._exit(70)  # never run the zygote's loop in a child
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             pids.append(pid)
         print(json.dumps({"pids": pids}), flush=True)
         status = []
