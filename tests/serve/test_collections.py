@@ -107,3 +107,20 @@ def test_vector_search_returns_k(client, k):
     vec = np.full(384, 1 / np.sqrt(384)).tolist()
     r = client.post("/v1/collections/sts/search", json={"vector": vec, "k": k})
     assert r.status_code == 200 and len(r.json()["data"]) == k
+
+
+def test_a_collection_built_beside_the_running_server_is_served_by_name(client, serve_root, encoder):
+    """What `embedops loop run` does: another process builds a collection under the root; no restart needed."""
+    from embedops.index import Collection
+
+    assert client.post("/v1/collections/later/search", json={"query": "x"}).status_code == 404
+    docs = [{"id": f"l{i}", "text": t} for i, t in enumerate(["A cat sleeps on the sofa.", "Stocks fell sharply.",
+                                                              "The rocket reached orbit."])]
+    Collection.build(serve_root / "collections" / "later", encoder, docs).close()
+    hits = client.post("/v1/collections/later/search", json={"query": "a sleeping cat", "k": 1})
+    assert hits.status_code == 200, hits.text
+    assert hits.json()["data"][0]["id"] == "l0"
+    assert "later" in [c["name"] for c in client.get("/v1/collections").json()["data"]]
+    # a folder that is not a collection, or a name that is not a valid one, stays a 404
+    (serve_root / "collections" / "empty").mkdir()
+    assert client.post("/v1/collections/empty/search", json={"query": "x"}).status_code == 404

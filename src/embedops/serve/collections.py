@@ -61,11 +61,27 @@ class CollectionRegistry:
     def path(self, name: str) -> Path:
         """The folder of a served collection; 404 if there is none (never shown to clients)."""
         with self._lock:
-            path = self._paths.get(name)
+            path = self._paths.get(name) or self._discover(name)
         if path is None:
             raise APIError(404, f"the collection {name!r} does not exist", code="collection_not_found",
                            param="name")
         return path
+
+    def _discover(self, name: str) -> Path | None:
+        """A collection another process built under the root since start-up (e.g. `embedops loop run`'s challenger
+        collection) is served by its folder name without a restart; the name is checked before it becomes a path."""
+        from embedops.index.sqlite_store import DB_NAME
+
+        try:
+            check_collection_name(name)
+        except ValueError:
+            return None
+        folder = self.root / name
+        if not (folder / DB_NAME).is_file():
+            return None
+        self._paths[name] = folder
+        log.info("collection found under the root", extra={"collection": name})
+        return folder
 
     def search(self, name: str, query: str, k: int, filter: Any, *, mode: str, fusion: str,
                query_vector: Any = None) -> list[Any]:
@@ -80,8 +96,12 @@ class CollectionRegistry:
         return self.project.recommend(positive, negative, k, filter, path=self.path(name))
 
     def names(self) -> list[str]:
-        """Served collection names."""
+        """Served collection names (with any built under the root by another process since start-up)."""
         with self._lock:
+            if self.root.is_dir():
+                for folder in self.root.iterdir():
+                    if folder.name not in self._paths:
+                        self._discover(folder.name)
             return sorted(self._paths)
 
     def get(self, name: str) -> Any:
