@@ -151,3 +151,11 @@ def test_queue_overflow_429_and_other_clients_keep_being_served(server, sentence
     assert small.status_code == 200 and health.status_code == 200
     after = httpx.post(f"{server.url}/v1/embeddings", json={"model": "default", "input": heavy[:5]}, headers=headers)
     assert after.status_code == 200
+
+
+def test_an_unreachable_external_store_is_a_503_not_a_500():
+    from embedops.index.remote import StoreUnavailableError
+    from embedops.serve.errors import from_library
+
+    api = from_library(StoreUnavailableError("milvus at 127.0.0.1:1 did not answer in 3 s"))
+    assert (api.status, api.code) == (503, "store_unavailable")

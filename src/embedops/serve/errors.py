@@ -55,6 +55,10 @@ def from_library(exc: EmbedopsError) -> APIError:
         return APIError(400, str(exc), code="invalid_configuration", param=exc.where)
     if isinstance(exc, ModelError):
         return APIError(503, "the model is not available", code="model_unavailable")
+    from embedops.index.remote import StoreUnavailableError
+
+    if isinstance(exc, StoreUnavailableError):  # Milvus / a Qdrant server down: retry later, not a server bug
+        return APIError(503, "the vector store is not available", code="store_unavailable")
     return APIError(500, "internal error", code="internal_error", type="server_error")
 
 
