@@ -133,10 +133,55 @@ class ProductionMixin:
     # -- the loop ----------------------------------------------------------------------------
     def run_loop(self, impressions: Iterable[Any] | None, run_dir: str | Path, options: Any, *,
                  echo: Callable[[str], None] = print, stop_after: str | None = None):
-        """feedback -> pairs -> challenger -> offline gate -> register -> re-embed; resumable in `run_dir`."""
+        """feedback -> pairs -> challenger -> gate -> register -> re-embed -> A/B -> decide; resumable in `run_dir`.
+
+        Returns the run's `LoopState` (status refused, testing, promoted or kept); `options` None resumes a run.
+        """
         from embedops.loop.run import run_loop
 
         return run_loop(self, impressions, run_dir, options, echo=echo, stop_after=stop_after)
+
+    def decide_loop(self, run_dir: str | Path, *, echo: Callable[[str], None] = print):
+        """Check a testing loop run's experiment again: promote the challenger, keep the champion, or wait."""
+        from embedops.loop.run import decide
+
+        return decide(self, run_dir, echo=echo)
+
+    @property
+    def loop_root(self) -> Path:
+        """Where `embedops loop run` keeps its run folders by default (`loop/` beside the project file)."""
+        return self.config.resolve("loop")
+
+    @property
+    def collections_root(self) -> Path:
+        """Where served collections live (`serving.collections_root`); the loop embeds challengers there."""
+        return self.config.resolve(self.config.serving.collections_root)
+
+    @property
+    def serving_map(self):
+        """Which collection serves each model version (`<collections root>/serving.json`)."""
+        from embedops.loop.serving import ServingMap
+
+        return ServingMap(self.collections_root)
+
+    def served_collection(self, model: str = "champion") -> dict[str, Any] | None:
+        """The collection recorded for the version `model` names now ({collection, path, at}), or None."""
+        try:
+            ref = self.registry.ref_of(model)
+        except Exception:  # noqa: BLE001 - not a registry name: nothing can be recorded for it
+            return None
+        entry = self.serving_map.get(ref)
+        return None if entry is None else {"model": ref, **entry}
+
+    def drift_alerts(self, *, start: float | None = None, end: float | None = None) -> list[Any]:
+        """Drift alerts the monitor recorded for windows overlapping [start, end) (the loop's drift trigger)."""
+        out = []
+        for alert in self.event_log().alerts(kind="drift"):
+            lo = alert.window_start if alert.window_start is not None else alert.time
+            hi = alert.window_end if alert.window_end is not None else alert.time
+            if (start is None or hi > start) and (end is None or lo < end):
+                out.append(alert)
+        return out
 
     def impressions(self, *, start: float | None = None, end: float | None = None,
                     model_version: str | None = None) -> list[Any]:

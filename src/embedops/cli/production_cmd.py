@@ -115,6 +115,7 @@ def report(name: Annotated[str, typer.Argument(help="Experiment name.")], config
         console.print_json(json.dumps(rep.as_dict()))
         return
     d = rep.as_dict()
+    d["ci_low"], d["ci_high"] = d["ci"]  # as_dict gives the interval as one pair
     table = Table(title=f"experiment {name}", title_justify="left")
     table.add_column("field")
     table.add_column("value", justify="right")

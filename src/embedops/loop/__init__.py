@@ -7,6 +7,10 @@ given; it never imports the faces (CLI, server, Project) itself.
 
 from embedops.loop.feedback import Impression, training_rows, write_training_rows
 from embedops.loop.gate import GateDecision, offline_gate
-from embedops.loop.state import LoopState
+from embedops.loop.options import LoopOptions
+from embedops.loop.run import decide, run_loop
+from embedops.loop.serving import ServingMap
+from embedops.loop.state import STEPS, LoopBusyError, LoopState, unfinished_runs
 
-__all__ = ["GateDecision", "Impression", "LoopState", "offline_gate", "training_rows", "write_training_rows"]
+__all__ = ["STEPS", "GateDecision", "Impression", "LoopBusyError", "LoopOptions", "LoopState", "ServingMap", "decide",
+           "offline_gate", "run_loop", "training_rows", "unfinished_runs", "write_training_rows"]
