@@ -304,6 +304,14 @@ ADVICE = {
     "ExperimentError": "Fix the experiment definition the message names (unknown or duplicate name, bad field).",
     "LoopBusyError": "Another process runs this loop folder: wait for it, or stop it first.",
     "FolderReplaced": "The collection folder was replaced under an open handle: reopen the collection.",
+    "ClusterError": "No Ray cluster answered at the address (`--address`, `RAY_ADDRESS`) within `--connect-timeout`, "
+                    "or the cluster lost work it could not retry: check `ray status --address ...`; rerun `embedops "
+                    "embed` to embed only the shards still missing.",
+    "StoreUnavailableError": "The Milvus or Qdrant server named by `index.store` / `--store` did not answer (within "
+                             "the URL's `?timeout=`, 3 s by default) or failed a request: check that it runs and "
+                             "the URL; nothing was half-written.",
+    "MigrationError": "The copy did not match its source (count or checksum) and was not published: pause writers "
+                      "to the source and run `embedops index migrate` again.",
 }
 
 

@@ -25,11 +25,13 @@ from typing import Any
 from embedops.config import ProjectConfig, checks, load_config
 from embedops.errors import ConfigError, InputError
 from embedops.production import ProductionMixin
+from embedops.project_images import ImagesMixin
+from embedops.project_stores import StoresMixin
 
 _UNSET = object()
 
 
-class Project(ProductionMixin):
+class Project(ProductionMixin, ImagesMixin, StoresMixin):
     """A project opened from `embedops.yaml` (or built from a ProjectConfig in code)."""
 
     def __init__(self, config: ProjectConfig | None = None):
@@ -102,13 +104,17 @@ class Project(ProductionMixin):
         with self._lock:
             encoder = self._encoders.get(key)
             if encoder is None:
-                from embedops.models import load_encoder
+                from embedops.models import is_image_model, load_encoder
 
                 if quiet:
                     from embedops._console import quiet_libraries
 
                     quiet_libraries()
-                encoder = load_encoder(name, backend=backend, resolver=self.resolver(), **opts)
+                if is_image_model(name, self.resolver()) and backend == "torch":
+                    # An image model takes the `images:` section's options, not the text model's (project_images.py).
+                    encoder = self.load_image_encoder(name, **options)
+                else:
+                    encoder = load_encoder(name, backend=backend, resolver=self.resolver(), **opts)
                 self._encoders[key] = encoder
         return encoder
 
@@ -125,7 +131,8 @@ class Project(ProductionMixin):
         with self._lock:
             encoder = self._encoders.get(key)
             if encoder is None:
-                encoder = encoder_from_spec(spec, resolver=self.resolver())
+                extra = {"max_pixels": self.config.images.max_pixels} if spec.get("modality") == "image" else {}
+                encoder = encoder_from_spec(spec, resolver=self.resolver(), **extra)
                 self._encoders[key] = encoder
         return encoder
 
@@ -259,6 +266,14 @@ class Project(ProductionMixin):
         ok = not failed and not unmeasured
         return {"passed": ok, "summary": summary, "criteria": [r.as_dict() for r in results]}
 
+    # -- batch embedding (embedops.scale) ------------------------------------------------------
+    def embed(self, data: str | Path, output: str | Path, **options: Any):
+        """Embed a prepared dataset into Parquet shards of ids + vectors, locally or on Ray (resumable);
+        options as `embedops.scale.embed_dataset`."""
+        from embedops.scale import embed_dataset
+
+        return embed_dataset(self, data, output, **options)
+
     # -- index and search (embedops.index) --------------------------------------------------
     def index_spec(self, **overrides: Any):
         """The IndexSpec of the `index:` section, with overrides."""
@@ -270,10 +285,14 @@ class Project(ProductionMixin):
         return replace(spec, **{k: v for k, v in overrides.items() if v is not None}) if overrides else spec
 
     def create_collection(self, path: str | Path | None = None, *, encoder=None, spec=None,
-                          overwrite: bool = False):
-        """A new empty collection at `path` (default `index.path`) for the project's encoder."""
+                          overwrite: bool = False, store: str | None = None):
+        """A new empty collection at `path` (default `index.path`) for the project's encoder; `store` (default
+        `index.store`) may name Milvus or Qdrant instead of a folder (project_stores.py)."""
         from embedops.index import Collection
 
+        url = self.store_url(store)
+        if url.engine != "faiss":
+            return self._remote_collection("create", url, path, encoder=encoder, spec=spec, overwrite=overwrite)
         target = self.config.resolve(path or self.config.index.path)
         checks.writable_target(target, "path", folder=True)
         col = Collection.create(target, encoder or self.encoder, spec=spec or self.index_spec(), overwrite=overwrite)
@@ -285,13 +304,20 @@ class Project(ProductionMixin):
         return col
 
     def build_collection(self, documents, path: str | Path | None = None, *, encoder=None, spec=None,
-                         overwrite: bool = False, vectors=None, show_progress: bool = False):
+                         overwrite: bool = False, vectors=None, show_progress: bool = False,
+                         store: str | None = None):
         """Build a collection in a temporary sibling folder and swap it in only when complete.
 
-        An error or Ctrl-C leaves the previous collection (or nothing), never an empty shell.
+        An error or Ctrl-C leaves the previous collection (or nothing), never an empty shell. In Milvus or Qdrant
+        (`store`, default `index.store`) it fills a new collection and moves the name to it when complete.
         """
         from embedops.index import Collection
 
+        url = self.store_url(store)
+        if url.engine != "faiss":
+            checks.positive_int(self.config.model.batch_size, "model.batch_size")
+            return self._remote_collection("build", url, path, documents=documents, encoder=encoder, spec=spec,
+                                           overwrite=overwrite, vectors=vectors, show_progress=show_progress)
         target = self.config.resolve(path or self.config.index.path)
         checks.writable_target(target, "path", folder=True)
         checks.positive_int(self.config.model.batch_size, "model.batch_size")
@@ -307,7 +333,7 @@ class Project(ProductionMixin):
         return col
 
     def open_collection(self, path: str | Path | None = None, *, repair: bool = False, read_only: bool = False,
-                        loader: Callable[[dict[str, Any]], Any] | None = None):
+                        loader: Callable[[dict[str, Any]], Any] | None = None, store: str | None = None):
         """An existing collection (shared per folder); its recorded encoder is loaded when first needed.
 
         `repair` brings it back to its last committed state first; `read_only` opens it for search only (a read-only
@@ -316,6 +342,10 @@ class Project(ProductionMixin):
         """
         loader = loader or self.encoder_from_spec
         from embedops.index import Collection
+
+        url = self.store_url(store)
+        if url.engine != "faiss":  # the engine keeps its own state: nothing to repair, one handle serves readers
+            return self._remote_collection("open", url, path, loader=loader, read_only=read_only)
 
         target = self.config.resolve(path or self.config.index.path)
         if read_only:
@@ -340,6 +370,9 @@ class Project(ProductionMixin):
 
         if documents is None:
             src = self.source()
+            if src.format == "images":  # a folder of images: an image collection (project_images.py)
+                return self.index_images(self.config.resolve(src.path), path, overwrite=overwrite,
+                                         show_progress=show_progress)
             documents = read_documents(self.config.resolve(src.path), text_field=src.text_field,
                                        id_field=src.id_field)
         return self.build_collection(documents, path, overwrite=overwrite, show_progress=show_progress)

@@ -55,8 +55,10 @@ def resolve_model_early(project, model: str | None, where: str = "--model") -> N
     import os
 
     from embedops.errors import ModelError
-    from embedops.models import resolve_model
+    from embedops.models import is_image_model, resolve_model
 
+    if is_image_model(model, project.resolver()):  # efficientnet-lite0, timm:..., CLIP: checked when they load
+        return
     try:
         source = resolve_model(model, resolver=project.resolver())
     except ModelError as exc:

@@ -1,4 +1,5 @@
-"""`embedops index build | add | delete | search | recommend | info | rebuild`: collections on disk."""
+"""`embedops index build | add | delete | search | recommend | info | rebuild | migrate`: collections on disk, or in
+Milvus / Qdrant with `--store` (cli/_stores.py)."""
 
 from __future__ import annotations
 
@@ -18,17 +19,29 @@ from embedops.cli._common import (
     project_encoder,
     resolve_model_early,
 )
+from embedops.cli._stores import StoreOpt, migrate, remote_info_table
 from embedops.config.checks import non_empty_text, writable_target
 from embedops.errors import InputError
 
-index_app = typer.Typer(help="Vector collections: FAISS + SQLite folders with filters and hybrid search.",
+index_app = typer.Typer(help="Vector collections: FAISS + SQLite folders with filters and hybrid search, or "
+                             "collections in Milvus / Qdrant (--store).",
                         no_args_is_help=True)
 
 IndexKind = Literal["auto", "flat", "hnsw", "ivfpq"]
 Codes = Literal["float32", "int8", "binary"]
 # Not `exists=True`: opening restores a collection that a killed swap left aside (the folder is briefly missing).
-PathArg = Annotated[Path, typer.Argument(file_okay=False, help="Collection folder.")]
+PathArg = Annotated[Path, typer.Argument(file_okay=False, help="Collection folder (with --store: its last part is the "
+                                                                 "collection's name there).")]
 DataOpt = Annotated[Path, typer.Option("--data", "-d", exists=True, help="JSONL/CSV/Parquet file or a BEIR folder.")]
+OptionalDataOpt = Annotated[Path | None, typer.Option("--data", "-d", exists=True,
+                                                     help="JSONL/CSV/Parquet file or a BEIR folder.")]
+ImagesOpt = Annotated[Path | None, typer.Option("--images", exists=True, file_okay=False,
+                                                help="A folder of images (instead of --data): an image collection.")]
+LabelsOpt = Annotated[Literal["auto", "folders", "csv", "none"],
+                      typer.Option(help="Image labels: auto (labels.csv if present, else class subfolders), folders, "
+                                        "csv or none.")]
+LabelsCsvOpt = Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
+                                                   help="CSV of image labels (file and label columns).")]
 ReadOnlyOpt = Annotated[bool, typer.Option("--read-only", help="Open the collection read-only (a read-only folder "
                                                                 "or mount; nothing is written).")]
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model name, folder or HF id.")]
@@ -67,9 +80,10 @@ FilterOpt = Annotated[str | None, typer.Option("--filter", "-f", help="JSON meta
                                                callback=checked(_parse_filter))]
 
 
-def _open(path: Path, repair: bool = False, config: Path | None = None, read_only: bool = False):
+def _open(path: Path, repair: bool = False, config: Path | None = None, read_only: bool = False,
+          store: str | None = None):
     """The collection through the Project, which loads the recorded encoder (spec) when a query needs it."""
-    return open_project(config).open_collection(path.absolute(), repair=repair, read_only=read_only)
+    return open_project(config).open_collection(path.absolute(), repair=repair, read_only=read_only, store=store)
 
 
 def _print_hits(hits, as_json: bool, width: int = 100) -> None:
@@ -92,7 +106,10 @@ def _print_hits(hits, as_json: bool, width: int = 100) -> None:
 @index_app.command("build")
 def build(
     path: Annotated[Path, typer.Argument(help="Collection folder to create.")],
-    data: DataOpt,
+    data: OptionalDataOpt = None,
+    images: ImagesOpt = None,
+    labels: LabelsOpt = "auto",
+    labels_csv: LabelsCsvOpt = None,
     model: ModelOpt = None,
     backend: Annotated[Backend | None, typer.Option(help="Encoder backend: torch, onnx or openvino (default: the "
                                                          "project's).")] = None,
@@ -106,20 +123,32 @@ def build(
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     cache: Annotated[bool, typer.Option(help="Reuse embeddings cached by `embedops eval`.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing collection at PATH.")] = False,
+    store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Build a collection from a data file or BEIR folder; records the encoder's full spec (model, fingerprint ...)."""
+    """Build a collection from a data file or BEIR folder (--data), or from a folder of images (--images, labels from
+    class subfolders or a labels CSV); records the encoder's full spec (model, fingerprint ...)."""
     from embedops.index import IndexSpec
     from embedops.index.lifecycle import check_target
 
+    if (data is None) == (images is None):
+        raise InputError("give exactly one of --data (texts) or --images (a folder of images)", where="--data")
     path = path.absolute()
-    writable_target(path, "PATH", folder=True)
-    check_target(path, overwrite)  # the build checks again; this refuses before the model loads
     project = open_project(config)
+    if project.store_url(store).engine == "faiss":
+        writable_target(path, "PATH", folder=True)
+        check_target(path, overwrite)  # the build checks again; this refuses before the model loads
+    spec = IndexSpec(kind=kind, vectors=vectors, hnsw_threshold=hnsw_threshold, ef_search=ef_search)
+    if images is not None:  # image collections: cli/_images.py
+        from embedops.cli._images import build_images
+
+        build_images(project, path, images, labels=labels, labels_csv=labels_csv, model=model, spec=spec,
+                     batch_size=batch_size, overwrite=overwrite)
+        _info_table(path)
+        return
     resolve_model_early(project, model)
     docs = _read_docs(data, text_field, id_field)
     encoder = project_encoder(project, model, backend)
-    spec = IndexSpec(kind=kind, vectors=vectors, hnsw_threshold=hnsw_threshold, ef_search=ef_search)
     embedded = None
     if cache:
         from embedops.eval.cache import encode_cached
@@ -129,9 +158,9 @@ def build(
     project.config.model.batch_size = batch_size
     # Built beside the target and swapped in when complete: Ctrl-C or an error keeps the previous collection.
     project.build_collection(docs, path, encoder=encoder, spec=spec, overwrite=overwrite, vectors=embedded,
-                             show_progress=True)
+                             show_progress=True, store=store)
     project.close()
-    _info_table(path)
+    _info_table(path, store=store, config=config)
 
 
 @index_app.command("add")
@@ -141,11 +170,12 @@ def add(
     text_field: TextFieldOpt = None,
     id_field: IdFieldOpt = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Add (or replace, same id) documents with the collection's own model."""
     docs = _read_docs(data, text_field, id_field)
-    col = _open(path, config=config)
+    col = _open(path, config=config, store=store)
     try:
         col.add(docs, batch_size=batch_size, show_progress=True)
     finally:
@@ -159,6 +189,8 @@ def delete(
     ids: Annotated[list[str] | None, typer.Argument(help="Document ids to delete.")] = None,
     ids_file: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="File with one id per line.")]
     = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Delete documents by id (compacted on the next rebuild)."""
     wanted = list(ids or [])
@@ -168,7 +200,7 @@ def delete(
         wanted += [line.strip() for _, line in iter_lines(ids_file) if line.strip()]
     if not wanted:
         raise InputError("give ids to delete (arguments or --ids-file)")
-    col = _open(path)
+    col = _open(path, config=config, store=store)
     try:
         n = col.delete(wanted)
     finally:
@@ -179,7 +211,9 @@ def delete(
 @index_app.command("search")
 def search(
     path: PathArg,
-    query: Annotated[str, typer.Argument(help="Query text.")],
+    query: Annotated[str | None, typer.Argument(help="Query text.")] = None,
+    image: Annotated[Path | None, typer.Option("--image", exists=True, dir_okay=False,
+                                               help="Search by this image instead of a text query.")] = None,
     k: Annotated[int, typer.Option("-k", min=1, help="Number of results.")] = 10,
     filter: FilterOpt = None,
     mode: Annotated[Literal["dense", "keyword", "hybrid"] | None,
@@ -189,18 +223,27 @@ def search(
                       typer.Option(help="Hybrid fusion: minmax or rrf (default: index.fusion).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     read_only: ReadOnlyOpt = False,
+    store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Search a collection by text (--read-only for a folder you may not write to)."""
+    """Search a collection by text, or by an image (--image); --read-only for a folder you may not write to."""
     from embedops._progress import status
     from embedops.cli._common import quiet_libraries
 
+    if (query is None) == (image is None):
+        raise InputError("give a QUERY text or --image FILE (one of them)", where="QUERY")
+    if image is not None:
+        from embedops.cli._images import search_image
+
+        _print_hits(search_image(path.absolute(), image, k, _parse_filter(filter), config=config,
+                                 read_only=read_only), as_json)
+        return
     non_empty_text(query, "QUERY")
     flt = _parse_filter(filter)
     project = open_project(config)
     mode = mode or project.config.index.search_mode
     fusion = fusion or project.config.index.fusion
-    col = project.open_collection(path.absolute(), read_only=read_only)
+    col = project.open_collection(path.absolute(), read_only=read_only, store=store)
     try:
         if len(col) == 0:
             raise InputError("the collection holds no documents", where=str(path),
@@ -226,11 +269,13 @@ def recommend(
     filter: FilterOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     read_only: ReadOnlyOpt = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """More like these, less like those (no model needed: uses the stored vectors)."""
     for pid in positive:
         non_empty_text(pid, "--positive")
-    col = _open(path, read_only=read_only)
+    col = _open(path, read_only=read_only, store=store, config=config)
     try:
         hits = col.recommend(positive, negative or [], k, _parse_filter(filter))
     finally:
@@ -240,16 +285,16 @@ def recommend(
 
 @index_app.command("info")
 def info(path: PathArg, as_json: Annotated[bool, typer.Option("--json")] = False,
-         read_only: ReadOnlyOpt = False) -> None:
-    """Size, model, index kind and parameters, memory per vector, files."""
+         read_only: ReadOnlyOpt = False, store: StoreOpt = None, config: ConfigOpt = None) -> None:
+    """Size, model, index kind and parameters, memory per vector, files (or the engine's facts with --store)."""
     if as_json:
-        col = _open(path, read_only=read_only)
+        col = _open(path, read_only=read_only, store=store, config=config)
         try:
             console.print_json(json.dumps(col.info(), default=str))
         finally:
             col.close()
         return
-    _info_table(path, read_only=read_only)
+    _info_table(path, read_only=read_only, store=store, config=config)
 
 
 @index_app.command("repair")
@@ -294,12 +339,15 @@ def rebuild(
     _info_table(path)
 
 
-def _info_table(path: Path, read_only: bool = False) -> None:
-    col = _open(path, read_only=read_only)
+def _info_table(path: Path, read_only: bool = False, store: str | None = None, config: Path | None = None) -> None:
+    col = _open(path, read_only=read_only, store=store, config=config)
     try:
         i = col.info()
     finally:
         col.close()
+    if "store" in i:  # Milvus or Qdrant
+        remote_info_table(path, i)
+        return
     idx = i["index"]
     rows = [("documents", i["documents"]), ("deleted (not yet compacted)", i["deleted"]),
             ("model", f"{i['model'].get('name')} ({i['model'].get('fingerprint')})"),
@@ -311,6 +359,9 @@ def _info_table(path: Path, read_only: bool = False) -> None:
     if idx.get("note"):
         rows.append(("note", idx["note"]))
     console.print(metrics_table(f"collection {path}", rows))
+
+
+index_app.command("migrate")(migrate)
 
 
 def register(app: typer.Typer) -> None:

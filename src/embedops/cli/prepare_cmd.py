@@ -25,9 +25,30 @@ def prepare_command(
     model: Annotated[str | None, typer.Option(help="Model whose tokenizer counts tokens for chunking.")] = None,
     text_field: Annotated[str | None, typer.Option(help="Field holding the text (default: text/body/content).")] = None,
     id_field: Annotated[str | None, typer.Option(help="Field holding the id (default: _id/id).")] = None,
+    images: Annotated[bool, typer.Option("--images", help="SOURCE and OUTPUT are image folders: convert to RGB, "
+                                                          "shrink, drop exact/near duplicates (perceptual hash).")]
+    = False,
+    max_side: Annotated[int, typer.Option(min=0, help="--images: shrink the longer side to this (0: keep).")] = 1024,
+    image_format: Annotated[Literal["jpeg", "png", "webp"], typer.Option("--format", help="--images: output "
+                                                                                      "format.")] = "jpeg",
+    quality: Annotated[int, typer.Option(min=1, max=100, help="--images: JPEG/WebP quality.")] = 90,
+    hash_distance: Annotated[int, typer.Option(min=0, max=32, help="--images: near duplicates differ in at most "
+                                                                   "this many of 64 pHash bits.")] = 6,
+    labels: Annotated[Literal["auto", "folders", "csv", "none"], typer.Option(
+        help="--images: labels from labels.csv or class subfolders (auto), kept in the output.")] = "auto",
+    drop_unreadable: Annotated[bool, typer.Option(help="--images: skip (and list) unreadable files instead of "
+                                                       "failing.")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Clean text (HTML, Unicode, control characters, whitespace), drop duplicates, chunk long documents."""
+    """Clean text (HTML, Unicode, control characters, whitespace), drop duplicates, chunk long documents; with
+    --images, convert, shrink and dedupe a folder of images."""
+    if images:
+        from embedops.cli._images import prepare_images_command
+
+        prepare_images_command(source, output, max_side=max_side, image_format=image_format, quality=quality,
+                               dedupe=dedupe, hash_distance=hash_distance, labels=labels,
+                               drop_unreadable=drop_unreadable, config=config)
+        return
     from embedops._progress import start_progress
     from embedops.config.checks import chunking, writable_target
     from embedops.data.clean import CleanOptions

@@ -54,6 +54,12 @@ def serve(
     = None,
     log_level: Annotated[Literal["critical", "error", "warning", "info", "debug"] | None,
                          typer.Option(help="debug, info, warning, error or critical [info].")] = None,
+    engine: Annotated[Literal["local", "ray"], typer.Option(help="local (this process, uvicorn) or ray (replicas on "
+                                                                 "Ray Serve).")] = "local",
+    replicas: Annotated[int | None, typer.Option(min=1, help="ray: replicas of the app [2].")] = None,
+    replica_cpus: Annotated[float, typer.Option(min=0.01, help="ray: CPUs each replica reserves.")] = 1.0,
+    address: Annotated[str | None, typer.Option(help="ray: the cluster's head, host:port (default: start Ray on this "
+                                                     "machine).")] = None,
 ) -> None:
     """Serve embeddings (OpenAI API) and collections over HTTP; flags and EMBEDOPS_* override the file."""
     import uvicorn
@@ -85,13 +91,22 @@ def serve(
 
         if (folder / DB_NAME).is_file():
             settings.collections = parse_collections([f"{_safe(folder.name)}={folder}"])
+    if engine == "ray":  # the same app as N replicas behind Ray Serve's proxy (embedops/scale/ray_serve.py)
+        from embedops.scale.ray_serve import run_until_stopped, serve_on_ray
+
+        run_until_stopped(serve_on_ray(project, settings, replicas=replicas or 2, num_cpus=replica_cpus,
+                                       address=address), echo=lambda m: err_console.print(m, highlight=False))
+        return
+    if replicas is not None or address is not None:
+        raise typer.BadParameter("--replicas and --address need --engine ray")
     app = create_app(project, settings)
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.host, port=settings.port, log_config=log_config(settings.log_level),
         access_log=False, timeout_graceful_shutdown=int(settings.shutdown_timeout), workers=1))
     state = app.state.serving
     state.on_fatal = lambda: setattr(server, "should_exit", True)
-    err_console.print(f"serving on http://{settings.host}:{settings.port}  (API docs: /docs, readiness: /ready)"
+    err_console.print(f"serving on http://{settings.host}:{settings.port}  (API docs: /docs, web console: /console/, "
+                      "readiness: /ready)"
                       + ("  [auth off]" if not settings.auth else ""), highlight=False)
     server.run()
     if state.failed:

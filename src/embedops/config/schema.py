@@ -40,6 +40,13 @@ class ModelConfig(Section):
     quantization: Literal["none", "int8"] = "none"
 
 
+class ImagesConfig(Section):
+    """Images: the image model (`embedops index build --images`, image search) and the largest image read."""
+
+    model: str = "efficientnet-lite0"  # efficientnet-lite0 (bundled), timm:NAME, torchvision:NAME, a CLIP folder ...
+    max_pixels: int = Field(64_000_000, ge=1)  # width x height; larger images are refused before decoding
+
+
 class PrepareConfig(Section):
     """Cleaning, dedupe and chunking defaults for `embedops prepare`."""
 
@@ -56,6 +63,9 @@ class IndexConfig(Section):
     """Vector index settings (owned by the index stage); `embedops.index.spec_from_config` reads them."""
 
     path: str = "index"
+    # Which engine holds collections: faiss (folders), milvus://HOST:PORT, qdrant:///PATH, qdrant+http://HOST:PORT
+    # (embedops.config.store_url); with an engine, a collection's name there is the last part of its path.
+    store: str = "faiss"
     kind: Literal["auto", "flat", "hnsw", "ivfpq"] = "auto"
     vectors: Literal["float32", "int8", "binary"] = "float32"
     hnsw_threshold: int = Field(20_000, ge=1)
@@ -66,6 +76,14 @@ class IndexConfig(Section):
     oversample: int | None = Field(None, ge=1)
     search_mode: Literal["dense", "keyword", "hybrid"] = "dense"
     fusion: Literal["minmax", "rrf"] = "minmax"
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        from embedops.config.store_url import parse_store_url
+
+        parse_store_url(value)  # a StoreURLError (a ValueError) names what is wrong; the loader names the field
+        return value
 
 
 class QuantizationGate(Section):
@@ -188,6 +206,7 @@ class ProjectConfig(Section):
     description: str = ""
     data: list[DataSource] = Field(default_factory=list)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    images: ImagesConfig = Field(default_factory=ImagesConfig)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from embedops.events.store import (
     ALERTS,
+    AUDIT,
     FEEDBACK,
     REQUESTS,
     TABLES,
@@ -28,11 +29,11 @@ from embedops.events.store import (
     describe_error,
     open_database,
 )
-from embedops.events.types import AlertEvent, Event, FeedbackEvent, RequestEvent
+from embedops.events.types import AlertEvent, AuditEvent, Event, FeedbackEvent, RequestEvent
 
 logger = logging.getLogger("embedops.events")
 
-_TABLE_OF = {RequestEvent: REQUESTS, FeedbackEvent: FEEDBACK, AlertEvent: ALERTS}
+_TABLE_OF = {RequestEvent: REQUESTS, FeedbackEvent: FEEDBACK, AlertEvent: ALERTS, AuditEvent: AUDIT}
 
 
 def _seconds(span: timedelta | float) -> float:
@@ -308,6 +309,15 @@ class EventLog:
         if kind is not None:
             stmt = stmt.where(ALERTS.c.kind == kind)
         return [AlertEvent.from_row(r) for r in self._select(stmt.order_by(ALERTS.c.time, ALERTS.c.id))]
+
+    def audit(self, start: datetime | float | None = None, end: datetime | float | None = None, *,
+              action: str | None = None, limit: int | None = None) -> list[AuditEvent]:
+        """Administrative actions (promote, rollback) in the window, newest first (at most `limit`)."""
+        stmt = self._window(sa.select(AUDIT), AUDIT, start, end)
+        if action is not None:
+            stmt = stmt.where(AUDIT.c.action == action)
+        stmt = stmt.order_by(AUDIT.c.time.desc(), AUDIT.c.id.desc()).limit(limit)
+        return [AuditEvent.from_row(r) for r in self._select(stmt)]
 
     def count(self, table: str = "requests") -> int:
         """Rows in one table ('requests', 'feedback' or 'alerts')."""

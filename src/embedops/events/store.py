@@ -82,6 +82,24 @@ ALERTS = sa.Table(
 
 TABLES: dict[str, sa.Table] = {"requests": REQUESTS, "feedback": FEEDBACK, "alerts": ALERTS}
 
+# Administrative actions (promote, rollback). Kept out of TABLES on purpose: retention pruning never removes the
+# audit trail, and the export/count contract over the three event tables is unchanged. Created beside them by
+# create_all, so an existing log gains it on its next open.
+AUDIT = sa.Table(
+    "embedops_audit", METADATA,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("version", sa.Text),
+    sa.Column("previous", sa.Text),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("actor", sa.Text),
+    sa.Column("request_id", sa.String(128)),
+    sa.Column("details", sa.Text),  # JSON
+    sa.Column("time", sa.Double, nullable=False),
+    sa.Index("ix_embedops_audit_time", "time"),
+)
+
 
 def database_url(target: str | Path) -> tuple[str, str]:
     """(SQLAlchemy URL, name for messages) of a file path or URL; `postgresql://` gets the psycopg 3 driver."""

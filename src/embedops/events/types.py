@@ -1,4 +1,5 @@
-"""The events the log holds: one request (search or embeddings), one piece of feedback, one monitoring alert.
+"""The events the log holds: one request (search or embeddings), one piece of feedback, one monitoring alert, one
+administrative action (audit).
 
 Plain slotted dataclasses rather than pydantic models: the server builds one per request on the hot path, and the
 HTTP layer already validated the fields.
@@ -139,7 +140,35 @@ class AlertEvent:
                    details=json.loads(row["details"] or "{}"), time=row["time"])
 
 
-Event = RequestEvent | FeedbackEvent | AlertEvent
+@dataclass(slots=True)
+class AuditEvent:
+    """An administrative action (promote, rollback ...): who asked, on what, from which version to which, outcome."""
+
+    action: str  # "promote", "rollback", ...
+    target: str  # what was acted on: an alias such as "champion"
+    version: str | None = None  # the version it points at afterwards (or was asked to point at, if refused)
+    previous: str | None = None  # the version it pointed at before
+    outcome: str = "done"  # "done" or "refused"
+    actor: str = ""  # who asked: the client address of an HTTP call, "cli", ...
+    request_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # reason given, force, gate summary, refusal message
+    time: float = field(default_factory=time.time)
+
+    def to_row(self) -> dict[str, Any]:
+        """The database row of this event (details as JSON)."""
+        return {"action": self.action, "target": self.target, "version": self.version, "previous": self.previous,
+                "outcome": self.outcome, "actor": self.actor, "request_id": self.request_id,
+                "details": json.dumps(self.details, default=_json_default), "time": float(self.time)}
+
+    @classmethod
+    def from_row(cls, row: Any) -> AuditEvent:
+        """Rebuild an event from a database row mapping."""
+        return cls(action=row["action"], target=row["target"], version=row["version"], previous=row["previous"],
+                   outcome=row["outcome"], actor=row["actor"] or "", request_id=row["request_id"],
+                   details=json.loads(row["details"] or "{}"), time=row["time"])
+
+
+Event = RequestEvent | FeedbackEvent | AlertEvent | AuditEvent
 
 
 def _get(row: Any, key: str) -> Any:

@@ -9,6 +9,8 @@ from embedops.errors import ModelError
 from embedops.models.base import BaseEncoder, Encoder, EncodeStats, Usage, plan_batches
 from embedops.models.calibration import calibrate_output, default_calibration_texts
 from embedops.models.identity import weights_hash
+from embedops.models.image_base import warmup_inputs
+from embedops.models.image_loading import DEFAULT_IMAGE_MODEL, is_image_model, load_image_encoder
 from embedops.models.loading import DEFAULT_MODEL, ModelSource, Resolver, bundled_default_path, resolve_model
 from embedops.models.worker import ModelWorker
 
@@ -16,6 +18,7 @@ BACKENDS = ("torch", "onnx", "openvino")
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_IMAGE_MODEL",
     "DEFAULT_MODEL",
     "BaseEncoder",
     "EncodeStats",
@@ -28,10 +31,13 @@ __all__ = [
     "calibrate_output",
     "default_calibration_texts",
     "encoder_from_spec",
+    "is_image_model",
     "load_encoder",
+    "load_image_encoder",
     "load_worker",
     "plan_batches",
     "resolve_model",
+    "warmup_inputs",
     "weights_hash",
 ]
 
@@ -44,6 +50,10 @@ def load_encoder(model: str | ModelSource | None = None, *, backend: str = "torc
     """
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if is_image_model(model, resolver):  # efficientnet-lite0, timm:..., CLIP folders ... (image_loading.py)
+        if backend != "torch":
+            raise ModelError(f"image models run on the torch backend, not {backend}", where="backend")
+        return load_image_encoder(model, resolver=resolver, **options)
     source = resolve_model(model, resolver=resolver)
     if backend == "torch":
         from embedops.models.torch_backend import TorchEncoder

@@ -49,6 +49,8 @@ class ServingState:
 
     def load(self) -> None:
         """Load and warm the models, open the collections (blocking; runs on its own thread)."""
+        if self.ready:  # loaded before the server started (a Ray Serve replica loads in its constructor)
+            return
         started = time.perf_counter()
         try:
             self.pool.load(self.settings.models, self.settings.backend)
@@ -119,7 +121,17 @@ def create_app(project: Any, settings: ServeSettings | None = None) -> FastAPI:
     """The embedops HTTP API over `project`: OpenAI embeddings, models, collections, health and metrics."""
     from fastapi.middleware.cors import CORSMiddleware
 
-    from embedops.serve import routes_collections, routes_embeddings, routes_feedback, routes_ops
+    from embedops.serve import (
+        routes_admin,
+        routes_collections,
+        routes_console,
+        routes_embeddings,
+        routes_explain,
+        routes_feedback,
+        routes_images,
+        routes_monitor,
+        routes_ops,
+    )
 
     if settings is None:
         settings = ServeSettings.resolve(getattr(project.config, "serving", None))
@@ -134,6 +146,9 @@ def create_app(project: Any, settings: ServeSettings | None = None) -> FastAPI:
     app.include_router(routes_embeddings.router)
     app.include_router(routes_collections.router)
     app.include_router(routes_feedback.router)
+    app.include_router(routes_images.router)  # image uploads and search by image
+    for console_routes in (routes_explain, routes_monitor, routes_admin, routes_console):  # the web console's
+        app.include_router(console_routes.router)
     app.add_middleware(ServeMiddleware, state=state)
     if settings.cors_origins:  # off by default; outermost, so preflights are answered without a key
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],

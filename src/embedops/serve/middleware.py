@@ -21,7 +21,8 @@ from embedops.serve.logs import request_id
 
 log = logging.getLogger("embedops.serve.access")
 
-OPEN_PATHS = ("/health", "/ready", "/metrics", "/docs", "/openapi.json", "/redoc")
+# /console serves only the web console's static files; the data its pages fetch goes through /v1 with the key.
+OPEN_PATHS = ("/health", "/ready", "/metrics", "/docs", "/openapi.json", "/redoc", "/console")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 

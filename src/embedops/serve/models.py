@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from embedops.models import ModelWorker
+from embedops.models import ModelWorker, warmup_inputs
 from embedops.serve.errors import APIError
 from embedops.serve.settings import ServeSettings
 
@@ -101,7 +101,8 @@ class ModelPool:
                 self._aliases.setdefault(alias.lower(), served)
         if fresh:
             started = time.perf_counter()
-            served.worker.encode(["warm up the model worker"])  # first call pays for thread pools and caches
+            # The first call pays for thread pools and caches (an image model warms on a small image).
+            served.worker.encode(warmup_inputs(encoder))
             log.info("model ready", extra={"model": served.id, "backend": getattr(encoder, "backend", None),
                                            "dimension": encoder.output_dimension,
                                            "warmup_s": round(time.perf_counter() - started, 3)})

@@ -108,13 +108,21 @@ def _vector_search(col: Any, vector: list[float], k: int, filter: dict[str, Any]
 async def search(name: str, body: SearchRequest, request: Request,
                  state: ServingState = Depends(serving)) -> SearchResponse:
     """Search by text (dense, keyword or hybrid) or by a vector (dense), with an optional metadata filter."""
+    if body.image is not None:  # search by image (routes_images.py)
+        from embedops.serve.routes_images import search_image
+
+        if body.query is not None or body.vector is not None or body.mode not in (None, "dense"):
+            raise APIError(422, "an image query is searched alone: send image without query, vector or mode",
+                           code="invalid_request", param="image")
+        return await search_image(request, state, name, body.image, body.k, body.filter, body.user, body.session)
     started = time.perf_counter()
     qv = None
     col = state.collections.get(name)
     index_cfg = state.project.config.index
     mode = body.mode or index_cfg.search_mode
     if (body.query is None) == (body.vector is None):
-        raise APIError(422, "send exactly one of query (text) or vector", code="invalid_request", param="query")
+        raise APIError(422, "send exactly one of query (text), vector or image", code="invalid_request",
+                       param="query")
     model = state.collections.model_id(col)
     if body.vector is not None:
         if body.mode not in (None, "dense"):

@@ -51,8 +51,16 @@ def _texts(worker: Any, inputs: list[Any]) -> list[str]:
     return texts
 
 
-def _encode(worker: Any, inputs: list[Any], kind: str | None, truncate: bool) -> tuple[np.ndarray, Any]:
+def _encode(worker: Any, inputs: list[Any], kind: str | None, truncate: bool,
+            max_pixels: int) -> tuple[np.ndarray, Any]:
     """Runs on a request thread: decode tokens, refuse over-long inputs if asked, encode through the worker."""
+    if getattr(worker, "modality", "text") == "image":  # data:image/... inputs (routes_images.py)
+        from embedops.serve.routes_images import encode_images
+
+        return encode_images(worker, inputs, kind, truncate, max_pixels)
+    from embedops.serve.routes_images import refuse_image_urls
+
+    refuse_image_urls(worker, inputs)
     texts = _texts(worker, inputs)
     if not truncate:
         prepared = worker.encoder.prepare(texts, kind)  # tokenises only; the model is not touched
@@ -98,7 +106,8 @@ async def create_embeddings(body: EmbeddingRequest, request: Request,
         raise APIError(422, f"dimensions {body.dimensions} is more than the model's {worker.output_dimension}",
                        code="invalid_dimensions", param="dimensions")
     with state.pool.admit(served, len(inputs)):
-        vectors, usage = await run_blocking(request, _encode, worker, inputs, body.input_type, body.truncate)
+        vectors, usage = await run_blocking(request, _encode, worker, inputs, body.input_type, body.truncate,
+                                            state.project.config.images.max_pixels)
     if body.dimensions is not None and body.dimensions < vectors.shape[1]:
         vectors = vectors[:, : body.dimensions]
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -47,7 +47,8 @@ class EmbeddingRequest(_Body):
     """POST /v1/embeddings."""
 
     input: str | list[str] | list[int] | list[list[int]] = Field(
-        description="Text, texts, or token ids (one array, or one array per input).")
+        description="Text, texts, or token ids (one array, or one array per input); for an image model, images as "
+                    "data:image/<type>;base64,<data> URLs.")
     model: str = Field(description="A model id from GET /v1/models, or an alias (default, champion ...).")
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1, description="Keep the first N dimensions and renormalise.")
@@ -173,10 +174,12 @@ class DocumentsDelete(_Body):
 
 
 class SearchRequest(_Body):
-    """POST /v1/collections/{name}/search: a text query or a vector."""
+    """POST /v1/collections/{name}/search: a text query, a vector, or an image."""
 
     query: str | None = Field(None, min_length=1)
     vector: list[float] | None = Field(None, min_length=1)
+    image: str | None = Field(None, min_length=1, description="An image as a data:image/<type>;base64,<data> URL "
+                                                             "(image collections): search by image.")
     k: int = Field(10, ge=1, le=1000)
     filter: dict[str, Any] | None = None
     mode: Literal["dense", "keyword", "hybrid"] | None = None
