@@ -30,8 +30,11 @@ browser:
 	  $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null || \
 	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null; }; }
 
+# Two pytest workers (pytest-xdist), one test file per worker at a time: most tests wait on servers, subprocesses
+# and model loads, so two overlap well on two cores. TEST_WORKERS=0 runs them in this process, one by one.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
