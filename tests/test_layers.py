@@ -19,7 +19,8 @@ FORBIDDEN = {
     ("experiment", "serve"), ("experiment", "models"),
     ("events", "models"), ("events", "serve"), ("monitor", "serve"),
     # scale (Ray) sits beside serve, below cli: it runs the library and the app on a cluster; nothing below knows it.
-    ("scale", "cli"), ("serve", "scale"), ("models", "scale"), ("index", "scale"), ("data", "scale"),
+    ("scale", "cli"), ("scale", "project"),
+    ("serve", "scale"), ("models", "scale"), ("index", "scale"), ("data", "scale"),
 }
 # Faces over the library (may import anything) and the ground floor (imports nothing of ours above it).
 FACES = {"cli", "serve", "project", "production", "demo", "__init__", "__main__"}

@@ -233,18 +233,6 @@ class MilvusStore(RemoteStore):
         kwargs.setdefault("timeout", _REQUEST_TIMEOUT)
         return self._engine.call(what, getattr(self._engine.client, method), *args, **kwargs)
 
-    def _resolve_physical(self) -> str:
-        if self._pinned:
-            return self._pinned
-        physical = self._engine.resolve(self.name)
-        if physical is None:
-            raise InputError(f"collection {self.name!r} not found", where=self.url.redacted(),
-                             hint="create or build it first (embedops index build --store ...)")
-        return physical
-
-    def _load_state(self) -> dict[str, Any]:
-        return self._engine.state(self._resolve_physical())
-
     def _save_types(self, types: dict[str, list[str]]) -> None:
         self._call("record metadata types", "alter_collection_properties", self.physical,
                    properties={_TYPES: json.dumps(types)})

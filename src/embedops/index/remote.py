@@ -32,7 +32,7 @@ from embedops.errors import EmbedopsError, InputError
 from embedops.index.base import Filter, Hit, IndexSpec, Record
 from embedops.index.filters import Condition, check_types, parse_filter
 from embedops.index.identity import ENCODER_KEY
-from embedops.index.validation import check_ids, check_vectors
+from embedops.index.validation import check_ids, check_queries, check_vectors
 
 FORMAT_VERSION = 1
 RECHECK_SECONDS = 5.0
@@ -335,20 +335,7 @@ class RemoteStore:
 
     # -- checks ----------------------------------------------------------------------------------------------------
     def _check_queries(self, queries: Any) -> np.ndarray:
-        q = np.asarray(queries)
-        if q.ndim == 1:
-            q = q[None, :]
-        if q.ndim != 2 or q.shape[1] != self.dimension:
-            got = q.shape[-1] if q.ndim else "a scalar"
-            raise InputError(f"query vectors have dimension {got}, the collection has {self.dimension}",
-                             where="search")
-        if not np.issubdtype(q.dtype, np.number):
-            raise InputError(f"query vectors must be numeric, got dtype {q.dtype}", where="search")
-        q = np.ascontiguousarray(q, dtype=np.float32)
-        if not np.isfinite(q).all():
-            row = int(np.flatnonzero(~np.isfinite(q).all(axis=1))[0])
-            raise InputError("query vector contains NaN or infinity", where=f"query {row}")
-        return q
+        return check_queries(queries, self.dimension)
 
     @staticmethod
     def _check_k(k: Any) -> int:
@@ -357,12 +344,23 @@ class RemoteStore:
         return int(k)
 
     # -- engine primitives (subclasses) ----------------------------------------------------------------------------
+    # Subclasses set `_engine` (resolve(name) -> physical collection or None, state(physical) -> dict) and `_pinned`
+    # (a temporary collection being filled, addressed directly instead of through the name).
+    _engine: Any
+    _pinned: str | None
+
     def _load_state(self) -> dict[str, Any]:
         """{physical, dimension, spec, facts, types} of the collection the name points at now."""
-        raise NotImplementedError
+        return self._engine.state(self._resolve_physical())
 
     def _resolve_physical(self) -> str:
-        raise NotImplementedError
+        if self._pinned:
+            return self._pinned
+        physical = self._engine.resolve(self.name)
+        if physical is None:
+            raise InputError(f"collection {self.name!r} not found", where=self.url.redacted(),
+                             hint="create or build it first (embedops index build --store ...)")
+        return physical
 
     def _save_types(self, types: dict[str, list[str]]) -> None:
         raise NotImplementedError

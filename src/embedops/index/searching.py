@@ -21,6 +21,7 @@ from embedops.index.base import Filter, Hit, Record
 from embedops.index.filters import check_types, parse_filter
 from embedops.index.hybrid import CANDIDATES, DEFAULT_FUSION, Fusion, fuse
 from embedops.index.snapshot import Snapshot
+from embedops.index.validation import check_queries
 
 EXACT_LIMIT = 4096
 
@@ -185,21 +186,7 @@ class SearchMixin:
                 _, h.text, h.metadata = rows[slot]
 
     def _check_queries(self, queries: Any) -> np.ndarray:
-        q = queries if type(queries) is np.ndarray else np.asarray(queries)
-        if q.ndim == 1:
-            q = q[None, :]
-        if q.ndim != 2 or q.shape[1] != self.dimension:
-            got = q.shape[-1] if q.ndim else "a scalar"
-            raise InputError(f"query vectors have dimension {got}, the collection has {self.dimension}",
-                             where="search")
-        if not np.issubdtype(q.dtype, np.number):
-            raise InputError(f"query vectors must be numeric, got dtype {q.dtype}", where="search")
-        if q.dtype != np.float32 or not q.flags.c_contiguous:
-            q = np.ascontiguousarray(q, dtype=np.float32)
-        if not np.isfinite(q).all():
-            row = int(np.flatnonzero(~np.isfinite(q).all(axis=1))[0])
-            raise InputError("query vector contains NaN or infinity", where=f"query {row}")
-        return q
+        return check_queries(queries, self.dimension)
 
     def _field_types(self, snap: Snapshot, fields: list[str]) -> dict[str, set[str]]:
         # Memoised per snapshot: SQLite holds exactly this state while the read side is held.

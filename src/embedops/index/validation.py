@@ -43,3 +43,22 @@ def check_vectors(vectors: Any, ids: list[str], dimension: int) -> np.ndarray:
         raise InputError(f"vector of id {ids[i]!r} contains NaN or infinity ({int(bad.sum())} bad rows)",
                          where=f"batch index {i}")
     return arr
+
+
+def check_queries(queries: Any, dimension: int) -> np.ndarray:
+    """Query vectors as a C-contiguous float32 (n, dimension) matrix; a clear error for a wrong shape, a non-numeric
+    dtype, NaN or infinity (naming the query). An array that already fits is used as it is (no copy)."""
+    q = queries if type(queries) is np.ndarray else np.asarray(queries)
+    if q.ndim == 1:
+        q = q[None, :]
+    if q.ndim != 2 or q.shape[1] != dimension:
+        got = q.shape[-1] if q.ndim else "a scalar"
+        raise InputError(f"query vectors have dimension {got}, the collection has {dimension}", where="search")
+    if not np.issubdtype(q.dtype, np.number):
+        raise InputError(f"query vectors must be numeric, got dtype {q.dtype}", where="search")
+    if q.dtype != np.float32 or not q.flags.c_contiguous:
+        q = np.ascontiguousarray(q, dtype=np.float32)
+    if not np.isfinite(q).all():
+        row = int(np.flatnonzero(~np.isfinite(q).all(axis=1))[0])
+        raise InputError("query vector contains NaN or infinity", where=f"query {row}")
+    return q

@@ -46,18 +46,20 @@ class _ReplicaHeaders:
         await self.app(scope, receive, send_named)
 
 
-def replica_app(config: Any, settings: dict[str, Any]) -> Any:
-    """One replica's app, loaded and warmed (runs in the replica's constructor, on its node)."""
+def replica_app(project_type: Any, config: Any, settings: dict[str, Any]) -> Any:
+    """One replica's app, loaded and warmed (runs in the replica's constructor, on its node).
+
+    `project_type` is the caller's `Project` class, passed in (pickled by reference) so this package never imports
+    the facade that calls it."""
     import ray
     from ray import serve
 
     from embedops._console import quiet_libraries
-    from embedops.project import Project
     from embedops.serve.app import create_app
     from embedops.serve.settings import ServeSettings
 
     quiet_libraries()
-    project = Project(config)
+    project = project_type(config)
     app = create_app(project, ServeSettings(**settings))
     state = app.state.serving
     state.load()  # here, not on the lifespan's thread: the replica is ready when its constructor returns
@@ -69,14 +71,14 @@ def replica_app(config: Any, settings: dict[str, Any]) -> Any:
     return app
 
 
-def application(config: Any, settings: Any, *, replicas: int, num_cpus: float, max_ongoing_requests: int = 64,
-                name: str = DEFAULT_APP_NAME) -> Any:
+def application(project_type: Any, config: Any, settings: Any, *, replicas: int, num_cpus: float,
+                max_ongoing_requests: int = 64, name: str = DEFAULT_APP_NAME) -> Any:
     """The Ray Serve application (bound deployment) of `replicas` copies of the embedops app."""
     serve = require("ray.serve", "ray")
     dumped = settings.model_dump()  # the hashed API keys included; never the keys themselves
 
     def build() -> Any:
-        return replica_app(config, dumped)
+        return replica_app(project_type, config, dumped)
 
     class EmbedopsReplica:
         """A replica: the embedops app; unhealthy (and replaced by Serve) if its start-up failed."""
@@ -135,7 +137,7 @@ def serve_on_ray(project: Any, settings: Any, *, replicas: int = 2, num_cpus: fl
 
         # One proxy, on the head node: several nodes on one machine would otherwise compete for the port.
         serve.start(http_options={"host": settings.host, "port": settings.port}, proxy_location="HeadOnly")
-        app = application(project.config, settings, replicas=replicas, num_cpus=num_cpus, name=name)
+        app = application(type(project), project.config, settings, replicas=replicas, num_cpus=num_cpus, name=name)
         serve.run(app, name=name, route_prefix="/", blocking=False)
     except BaseException:
         conn.close()
