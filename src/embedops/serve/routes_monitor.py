@@ -93,8 +93,11 @@ async def monitor(request: Request, state: ServingState = Depends(serving),
                 # traffic, and the drift reference (the span's first reference_s seconds) holds queries, not nothing.
                 first = log.requests(start, end, model_version=model_version, limit=1)
                 start = max(start, first[0].time) if first else start
-            if end is not None:
-                end = min(end, span[1] + 1e-6)  # a far-off end adds only empty windows
+            if end is not None and end > span[1] + 1e-6:
+                # A far-off end only adds empty windows: stop at the end of the window holding the last event, on
+                # Project.monitor's own grid (from the span's start), so the windows that hold data are the library's.
+                origin = span[0] if start is None else start
+                end = min(end, origin + math.ceil((span[1] + 1e-6 - origin) / window_s) * window_s)
             a, b = (span[0] if start is None else start), (span[1] + 1e-6 if end is None else end)
             if b <= a:  # nothing logged in the span: an empty report, not an error
                 lo = since if since is not None else b
