@@ -124,3 +124,23 @@ def test_a_collection_built_beside_the_running_server_is_served_by_name(client, 
     # a folder that is not a collection, or a name that is not a valid one, stays a 404
     (serve_root / "collections" / "empty").mkdir()
     assert client.post("/v1/collections/empty/search", json={"query": "x"}).status_code == 404
+
+
+def test_many_threads_find_a_new_collection_at_once(client, serve_root, encoder):
+    """Discovery mutates the server's name -> folder map: many requests for a just-built collection, all at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from embedops.index import Collection
+
+    docs = [{"id": f"c{i}", "text": t} for i, t in enumerate(["Bread rises in a warm oven.", "Tides follow the moon."])]
+    Collection.build(serve_root / "collections" / "fresh", encoder, docs).close()
+
+    def one(i: int) -> int:
+        if i % 3 == 0:
+            return 200 if "fresh" in [c["name"] for c in client.get("/v1/collections").json()["data"]] else 500
+        r = client.post("/v1/collections/fresh/search", json={"query": "baking bread", "k": 1})
+        return r.status_code if r.status_code != 200 or r.json()["data"][0]["id"] == "c0" else 500
+
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(one, range(48)))
+    assert codes == [200] * 48
