@@ -121,10 +121,11 @@ def embedops_cmd(port: int, kind: str, extra: list[str]) -> list[str]:
 
 
 def start(kind: str, *, infinity: Path | None = None, extra: list[str] | None = None,
-          timeout: float = 240.0) -> Running:
-    """Start one server and wait until it answers an embeddings request."""
+          timeout: float = 240.0, env_extra: dict[str, str] | None = None) -> Running:
+    """Start one server and wait until it answers an embeddings request (env_extra: e.g. PYTHONPATH of a baseline
+    checkout)."""
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env_extra or {})}
     SCRATCH.mkdir(parents=True, exist_ok=True)
     log = open(SCRATCH / f"{kind}.log", "wb")  # noqa: SIM115 - the child keeps it
     if kind == "naive":

@@ -294,6 +294,9 @@ ADVICE = {
     "ModelError": "The model could not be found or loaded: check the name (`all-MiniLM-L6-v2`, a folder, a Hugging "
                   "Face id already in the local cache, a registry alias such as `champion`) and "
                   "`embedops models list`.",
+    "RequestCancelled": "Nothing to fix: the caller gave up (the HTTP client disconnected, or the request's deadline "
+                        "passed) before the model ran its texts, so they were dropped instead of run. A server "
+                        "answers 499 or 504; counted in `embedops_cancelled_inputs` on /metrics.",
     "MissingDependencyError": "Install the extra the message names, e.g. `pip install 'embedops[onnx]'`.",
     "RegistryDamagedError": "A registry version's files no longer match its manifest (sha256 pinned at "
                             "registration): restore the folder, or register the model again.",

@@ -142,3 +142,49 @@ def test_load_worker_by_name():
         assert worker.encode(["loaded by name"]).shape == (1, 384)
     with ModelWorker.load(backend="onnx", threads=2, max_wait_ms=1) as worker:
         assert worker.max_wait_ms == 1 and worker.encode(["also"]).shape == (1, 384)
+
+
+def test_a_caller_who_gives_up_has_its_queued_texts_dropped(onnx_encoder, sentences):
+    """Inside cancel_when(event), setting the event while the texts wait in the queue drops them before the model:
+    the caller gets RequestCancelled, the model never runs them, and the worker serves the next caller normally."""
+    from embedops.models import RequestCancelled, cancel_when
+
+    worker = ModelWorker(onnx_encoder, max_batch_size=8)
+    blocker = [f"{s} {LONG}" for s in sentences[:32]]  # 32 texts of 256 tokens in one round: a second or more
+    give_up = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def busy() -> None:
+        outcome["busy"] = worker.encode(blocker)
+
+    def impatient() -> None:
+        with cancel_when(give_up):
+            try:
+                outcome["impatient"] = worker.encode(sentences[:40])
+            except RequestCancelled as exc:
+                outcome["impatient"] = exc
+
+    first = threading.Thread(target=busy)
+    first.start()
+    while worker.metrics()["queue_depth"] or not worker.batches_run and worker.metrics()["in_flight_requests"] < 1:
+        threading.Event().wait(0.002)  # the blocker's round is taken: the model thread is busy with it
+    second = threading.Thread(target=impatient)
+    second.start()
+    while worker.queue_depth < 40:  # the impatient caller's texts are queued behind the running round
+        threading.Event().wait(0.002)
+    give_up.set()
+    second.join(timeout=60)
+    first.join(timeout=60)
+    try:
+        assert isinstance(outcome["impatient"], RequestCancelled), outcome["impatient"]
+        assert "40 of its 40 texts were not run" in str(outcome["impatient"])
+        assert outcome["busy"].shape == (32, onnx_encoder.dimension)
+        m = worker.metrics()
+        assert m["cancelled_requests"] == 1 and m["cancelled_texts"] == 40
+        assert m["texts"] == 32 and m["queue_depth"] == 0  # only the blocker ran; nothing left counted as waiting
+        # A caller that already gave up is refused before queueing; the next caller is served as usual.
+        with cancel_when(give_up), pytest.raises(RequestCancelled, match="before its texts were queued"):
+            worker.encode(["too late"])
+        assert np.allclose(worker.encode(sentences[:3]), onnx_encoder.encode(sentences[:3]), atol=1e-5)
+    finally:
+        worker.close()

@@ -159,3 +159,56 @@ def test_an_unreachable_external_store_is_a_503_not_a_500():
 
     api = from_library(StoreUnavailableError("milvus at 127.0.0.1:1 did not answer in 3 s"))
     assert (api.status, api.code) == (503, "store_unavailable")
+
+
+def _model_metrics(server) -> dict[str, float]:
+    """The default model's worker counters from /metrics (summed over its label)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("model") == "all-MiniLM-L6-v2" and sample.name in (
+                    "embedops_cancelled_inputs_total", "embedops_batched_texts_total", "embedops_queue_depth",
+                    "embedops_in_flight_requests"):
+                out[sample.name] = sample.value
+    return out
+
+
+def test_a_client_that_disconnects_while_queued_costs_no_model_time(server, sentences):
+    """A client waits behind a heavy request and hangs up: its 40 inputs are dropped before the model (counted in
+    embedops_cancelled_inputs), the model runs only the heavy request's texts, and the server keeps serving."""
+    import socket
+
+    heavy = [" ".join(sentences[i:i + 8]) for i in range(160)]  # ~100 tokens each: seconds of model work
+    headers = {"Authorization": f"Bearer {KEYS[0]}"}
+    before = _model_metrics(server)
+    done: list[httpx.Response] = []
+    first = threading.Thread(target=lambda: done.append(httpx.post(
+        f"{server.url}/v1/embeddings", json={"model": "default", "input": heavy}, headers=headers, timeout=120)))
+    first.start()
+    deadline = time.monotonic() + 30
+    while _model_metrics(server)["embedops_in_flight_requests"] < 1:
+        assert time.monotonic() < deadline, "the heavy request never reached the model"
+        time.sleep(0.01)
+    body = json.dumps({"model": "default", "input": [f"queued sentence {i}" for i in range(40)]}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     + f"Authorization: Bearer {KEYS[0]}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        while _model_metrics(server)["embedops_in_flight_requests"] < 2:  # queued behind the heavy request
+            assert time.monotonic() < deadline, "the second request never reached the worker"
+            time.sleep(0.01)
+    # The socket is closed: the client is gone while its texts wait.
+    first.join(timeout=120)
+    assert done and done[0].status_code == 200, done
+    deadline = time.monotonic() + 30
+    while (after := _model_metrics(server))["embedops_in_flight_requests"] > 0:
+        assert time.monotonic() < deadline, after
+        time.sleep(0.05)
+    assert after["embedops_cancelled_inputs_total"] - before.get("embedops_cancelled_inputs_total", 0) == 40
+    assert after["embedops_batched_texts_total"] - before["embedops_batched_texts_total"] == len(heavy)
+    assert after["embedops_queue_depth"] == 0
+    r = httpx.post(f"{server.url}/v1/embeddings", json={"model": "default", "input": ["still served"]},
+                   headers=headers, timeout=60)
+    assert r.status_code == 200

@@ -12,7 +12,7 @@ from embedops.models.identity import weights_hash
 from embedops.models.image_base import warmup_inputs
 from embedops.models.image_loading import DEFAULT_IMAGE_MODEL, is_image_model, load_image_encoder
 from embedops.models.loading import DEFAULT_MODEL, ModelSource, Resolver, bundled_default_path, resolve_model
-from embedops.models.worker import ModelWorker
+from embedops.models.worker import ModelWorker, RequestCancelled, cancel_when
 
 BACKENDS = ("torch", "onnx", "openvino")
 
@@ -25,10 +25,12 @@ __all__ = [
     "Encoder",
     "ModelSource",
     "ModelWorker",
+    "RequestCancelled",
     "Resolver",
     "Usage",
     "bundled_default_path",
     "calibrate_output",
+    "cancel_when",
     "default_calibration_texts",
     "encoder_from_spec",
     "is_image_model",

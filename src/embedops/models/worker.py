@@ -12,6 +12,9 @@ for threads rather than asyncio:
 
 The intra-op pool is sized once when the worker starts; with one worker thread per model, requests never run the
 model side by side, so nothing oversubscribes the cores.
+
+A caller may give up (a server's client disconnected, or its deadline passed): inside `cancel_when(event)`, texts
+still queued when `event` is set are dropped before the model runs them, and the caller gets `RequestCancelled`.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +40,23 @@ from embedops.protocols import InputKind, OutputPrecision, Usage
 
 log = logging.getLogger(__name__)
 
+# The calling thread's "give up" flag: set by a server when the client is gone or the deadline passed.
+_CANCEL: ContextVar[threading.Event | None] = ContextVar("embedops_worker_cancel", default=None)
+
+
+class RequestCancelled(ModelError):
+    """The caller gave up (its client disconnected or its deadline passed) before the model ran its texts."""
+
+
+@contextmanager
+def cancel_when(event: threading.Event) -> Iterator[threading.Event]:
+    """On this thread, worker calls made inside the block drop their still-queued texts once `event` is set."""
+    token = _CANCEL.set(event)
+    try:
+        yield event
+    finally:
+        _CANCEL.reset(token)
+
 
 @dataclass(eq=False)
 class _Request:
@@ -46,10 +68,16 @@ class _Request:
     cursor: int = 0  # texts handed to a batch so far
     done: int = 0  # rows filled in
     failed: bool = False
+    cancel: threading.Event | None = None
 
     @property
     def size(self) -> int:
         return len(self.prepared.texts)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the caller gave up (read without a lock: an Event is thread-safe)."""
+        return self.cancel is not None and self.cancel.is_set()
 
 
 class _Closed(Exception):
@@ -83,6 +111,8 @@ class ModelWorker:
         self._texts = 0
         self._batches = 0
         self._busy = 0.0
+        self._cancelled = 0  # requests dropped because their caller gave up
+        self._cancelled_texts = 0  # their texts the model never ran
         self._sizes: collections.deque[int] = collections.deque(maxlen=1024)
         self._expect = 1  # requests resolved by the last round: how many callers are likely to come back at once
         self._thread = threading.Thread(target=self._serve, name=name or f"embedops-worker[{encoder.name}]",
@@ -150,7 +180,11 @@ class ModelWorker:
             return enc.finish(np.zeros((0, enc.dimension), dtype=np.float32), normalize, precision), Usage()
         if precision in RANGED:
             enc.output_ranges()  # calibrate once, here, rather than on the model thread while others wait
-        request = _Request(prep, Future(), np.empty((len(prep.texts), enc.dimension), dtype=np.float32))
+        cancel = _CANCEL.get()
+        if cancel is not None and cancel.is_set():
+            raise RequestCancelled("the caller gave up before its texts were queued")
+        request = _Request(prep, Future(), np.empty((len(prep.texts), enc.dimension), dtype=np.float32),
+                           cancel=cancel)
         with self._lock:
             if self._closed:
                 raise ModelError(f"the model worker for {enc.name!r} is closed")
@@ -195,7 +229,8 @@ class ModelWorker:
                     "requests": self._requests, "texts": self._texts, "batches": self._batches,
                     "mean_batch_size": round(self._texts / self._batches, 2) if self._batches else 0.0,
                     "max_batch_size_seen": max(sizes, default=0), "recent_batch_sizes": sizes[-32:],
-                    "busy_seconds": round(self._busy, 3), "closed": self._closed}
+                    "busy_seconds": round(self._busy, 3), "cancelled_requests": self._cancelled,
+                    "cancelled_texts": self._cancelled_texts, "closed": self._closed}
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     @property
@@ -283,7 +318,10 @@ class ModelWorker:
 
     def _take_window(self, pending: collections.deque[_Request]) -> list[tuple[_Request, int]]:
         """Texts for this round: first a share for every waiting caller (so a huge request cannot starve small
-        ones), then more in arrival order, up to the window size."""
+        ones), then more in arrival order, up to the window size. Callers who gave up are dropped first."""
+        for r in pending:
+            if r.cancelled and not r.failed:
+                self._drop(r)
         window: list[tuple[_Request, int]] = []
         for share in (self.max_batch_size, self._window):
             for r in pending:
@@ -303,6 +341,10 @@ class ModelWorker:
         for batch in plan_batches(lengths, self.max_batch_size, self.max_batch_tokens, self.batch_overhead_tokens):
             if self._closed:  # read without the lock: a stale False only runs one more batch
                 raise _Closed
+            for j in batch.indices:  # a caller may give up while earlier batches of this round run
+                r = window[j][0]
+                if r.cancelled and not r.failed:
+                    self._drop(r)
             members = [window[j] for j in batch.indices if not window[j][0].failed]
             if not members:
                 continue
@@ -327,6 +369,13 @@ class ModelWorker:
                 r.done += 1
                 if r.done == r.size and not r.future.done():
                     r.future.set_result(r.raw)
+
+    def _drop(self, r: _Request) -> None:
+        """Fail a request whose caller gave up; its texts not yet run are never run."""
+        with self._lock:
+            self._cancelled += 1
+            self._cancelled_texts += r.size - r.done
+        self._fail(r, RequestCancelled(f"the caller gave up; {r.size - r.done} of its {r.size} texts were not run"))
 
     def _fail(self, r: _Request, exc: BaseException) -> None:
         """Fail one caller's request (its other texts are skipped); a foreign exception is wrapped per caller."""

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import anyio
 from fastapi import FastAPI, Request
 
+from embedops.models.worker import cancel_when
 from embedops.serve.collections import CollectionRegistry
 from embedops.serve.errors import APIError, install_handlers
 from embedops.serve.metrics import Metrics
@@ -89,19 +90,54 @@ def serving(request: Request) -> ServingState:
 
 
 async def run_blocking(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run model or collection work on a thread, within the request's deadline (504 after it)."""
+    """Run model or collection work on a thread, within the request's deadline (504 after it).
+
+    If the client disconnects, or the deadline passes, while the work waits in a model worker's queue, its texts are
+    dropped before the model runs them (`cancel_when`): a client that gave up costs no model time.
+    """
     state: ServingState = request.app.state.serving
     if await request.is_disconnected():  # the client is gone: do not spend the model on it
         raise APIError(499, "the client closed the request", code="client_closed_request")
     remaining = request.state.deadline - time.monotonic()
+    give_up = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def call() -> T:
+        with cancel_when(give_up):
+            return fn(*args, **kwargs)
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        # The body is read: the next ASGI message is the disconnect (or the end after the response is sent).
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                outcome["gone"] = True
+                give_up.set()
+                scope.cancel()
+                return
+            await anyio.sleep(0.05)  # a server whose receive() never blocks must not make this spin
+
     try:
         with anyio.fail_after(max(remaining, 0.001)):
-            # abandon_on_cancel: the thread finishes on its own; the client gets its 504 now.
-            return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), abandon_on_cancel=True,
-                                                  limiter=state.limiter)
+            async with anyio.create_task_group() as group:
+                group.start_soon(watch, group.cancel_scope)
+                try:
+                    # abandon_on_cancel: the thread finishes on its own; the client gets its answer now.
+                    outcome["value"] = await anyio.to_thread.run_sync(call, abandon_on_cancel=True,
+                                                                      limiter=state.limiter)
+                except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
+                    outcome["error"] = exc
+                group.cancel_scope.cancel()
     except TimeoutError:
+        give_up.set()
         raise APIError(504, f"the request took longer than {state.settings.request_timeout:g} s",
                        code="request_timeout") from None
+    if outcome.get("gone"):
+        give_up.set()
+        raise APIError(499, "the client closed the request", code="client_closed_request")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 @asynccontextmanager

@@ -53,6 +53,10 @@ def from_library(exc: EmbedopsError) -> APIError:
         return APIError(422, str(exc), code="invalid_input", param=exc.where)
     if isinstance(exc, ConfigError):
         return APIError(400, str(exc), code="invalid_configuration", param=exc.where)
+    from embedops.models.worker import RequestCancelled
+
+    if isinstance(exc, RequestCancelled):  # the client left or the deadline passed: its texts were not run
+        return APIError(499, "the client closed the request", code="client_closed_request")
     if isinstance(exc, ModelError):
         return APIError(503, "the model is not available", code="model_unavailable")
     from embedops.index.remote import StoreUnavailableError

@@ -56,6 +56,8 @@ class _WorkerCollector(Collector):
         busy = CounterMetricFamily("embedops_model_busy_seconds", "Seconds the model spent running batches",
                                    labels=["model"])
         sizes = HistogramMetricFamily("embedops_batch_size", "Texts per model batch", labels=["model"])
+        dropped = CounterMetricFamily("embedops_cancelled_inputs", "Queued texts dropped before the model because "
+                                      "their client disconnected or their deadline passed", labels=["model"])
         for name, worker in self._workers().items():
             m = worker.metrics()
             depth.add_metric([name], m["queue_depth"])
@@ -66,7 +68,8 @@ class _WorkerCollector(Collector):
             busy.add_metric([name], m["busy_seconds"])
             buckets, total = self._batch_sizes(name, worker)
             sizes.add_metric([name], buckets, total)
-        yield from (depth, flight, batches, texts, largest, busy, sizes)
+            dropped.add_metric([name], m.get("cancelled_texts", 0))
+        yield from (depth, flight, batches, texts, largest, busy, sizes, dropped)
 
 
 class Metrics:
