@@ -79,8 +79,9 @@ class Project(ProductionMixin, ImagesMixin, StoresMixin):
 
     # -- models -----------------------------------------------------------------------------
     def load_encoder(self, model: str | None | object = _UNSET, *, backend: str | None = None,
-                     quantization: str | None = None, quiet: bool = True, **options: Any):
-        """An encoder for `model` (default: the project's), with the `model:` section's options; cached per spec."""
+                     quantization: str | None = None, quiet: bool = True, cache: bool = True, **options: Any):
+        """An encoder for `model` (default: the project's), with the `model:` section's options; cached per spec
+        (`cache=False`: a fresh one the caller owns, e.g. a server's next version, freed when it is retired)."""
         m = self.config.model
         name = m.name if model is _UNSET else model
         backend = backend or m.backend
@@ -102,7 +103,7 @@ class Project(ProductionMixin, ImagesMixin, StoresMixin):
         opts.update({k: v for k, v in options.items() if v is not None})
         key = (name, backend, tuple(sorted(opts.items())))
         with self._lock:
-            encoder = self._encoders.get(key)
+            encoder = self._encoders.get(key) if cache else None
             if encoder is None:
                 from embedops.models import is_image_model, load_encoder
 
@@ -115,8 +116,15 @@ class Project(ProductionMixin, ImagesMixin, StoresMixin):
                     encoder = self.load_image_encoder(name, **options)
                 else:
                     encoder = load_encoder(name, backend=backend, resolver=self.resolver(), **opts)
-                self._encoders[key] = encoder
+                if cache:
+                    self._encoders[key] = encoder
         return encoder
+
+    def forget_encoder(self, encoder: Any) -> None:
+        """Drop `encoder` from the cache (a server retired it after a promotion), so its memory can be freed."""
+        with self._lock:
+            for key in [k for k, e in self._encoders.items() if e is encoder]:
+                del self._encoders[key]
 
     @property
     def encoder(self):

@@ -72,7 +72,8 @@ def promote(spec: Annotated[str, typer.Argument(help="Version to promote: name@v
             gate: Annotated[bool, typer.Option(help="Measure the project's criteria when the version has no "
                                                     "recorded gate.")] = True,
             registry: RegistryOpt = None, config: ConfigOpt = None) -> None:
-    """Point an alias (default champion) at a version that passes the quality gate; `eval -m champion` follows it."""
+    """Point an alias (default champion) at a version that passes the quality gate; `eval -m champion` and a running
+    server follow it."""
     project = open_project(config, registry=registry)
     v = project.promote(spec, alias, force=force, gate=gate)
     gate_info = v.manifest.get("gate") or {}

@@ -121,6 +121,7 @@ class CollectionRegistry:
                                param="name")
             self.root.mkdir(parents=True, exist_ok=True)
             col = self.project.create_collection(self.root / name, encoder=served.worker, spec=index_spec)
+            self.pool.pin(served)  # its vectors are in this model's space: promotions never take it away
             self._paths[name] = self.root / name
             self._open[name] = col
         log.info("collection created", extra={"collection": name, "model": served.id})

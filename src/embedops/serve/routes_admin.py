@@ -2,8 +2,8 @@
 log as an audit event), and the audit trail. Promote and rollback call `Project.promote` / `Project.rollback`, the
 same library API as `embedops models promote|rollback`.
 
-The server keeps serving the models it loaded at start-up: moving an alias changes what the next start (or `eval -m
-champion`, or the loop) loads, not the running process.
+A registry alias the server answers for follows the move: the new version loads and warms in the background while
+the old one keeps answering, then the alias switches (serve/reload.py); GET /v1/models shows the version it serves.
 """
 
 from __future__ import annotations
@@ -154,6 +154,7 @@ async def promote(body: PromoteRequest, request: Request, state: ServingState = 
         previous, version = await _run_to_end(request, run)
     except EmbedopsError as exc:
         raise _registry_error(exc) from None
+    state.pool.follower.trigger()  # the served alias follows now, not at the next poll
     gate = version.manifest.get("gate")
     audited = _audit(request, state, "promote", body.alias, version.ref, previous, "done",
                      {"reason": body.reason, "force": body.force or None,
@@ -183,6 +184,7 @@ async def rollback(body: RollbackRequest, request: Request, state: ServingState 
         previous, version = await _run_to_end(request, run)
     except EmbedopsError as exc:
         raise _registry_error(exc) from None
+    state.pool.follower.trigger()
     audited = _audit(request, state, "rollback", body.alias, version.ref, previous, "done", {"reason": body.reason})
     return RegistryAction(action="rollback", alias=body.alias, version=version.ref, previous=previous,
                           audited=audited)

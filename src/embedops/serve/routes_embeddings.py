@@ -15,7 +15,14 @@ from fastapi.security import HTTPBearer
 from embedops.serve.app import ServingState, run_blocking, serving
 from embedops.serve.errors import APIError
 from embedops.serve.events import record
-from embedops.serve.schemas import EmbeddingRequest, EmbeddingResponse, ErrorResponse, ModelList, ModelObject
+from embedops.serve.schemas import (
+    AliasStatus,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ErrorResponse,
+    ModelList,
+    ModelObject,
+)
 
 try:
     import orjson
@@ -127,19 +134,35 @@ async def create_embeddings(body: EmbeddingRequest, request: Request,
     return Response(dump_json(out), media_type="application/json")
 
 
-def _model_object(served: Any) -> ModelObject:
+def _model_object(served: Any, followed: list[Any]) -> ModelObject:
     worker = served.worker
     return ModelObject(id=served.id, created=served.created, dimension=worker.output_dimension,
-                       max_tokens=worker.max_tokens, aliases=sorted(served.aliases - {served.id}))
+                       max_tokens=worker.max_tokens, aliases=sorted(served.aliases - {served.id}),
+                       registry_version=served.registry_ref,
+                       registry_aliases=[AliasStatus(alias=f.alias, version=f.version, state=f.state, wanted=f.wanted,
+                                                     error=f.error) for f in followed])
+
+
+def _followed_by_model(state: ServingState) -> dict[int, list[Any]]:
+    """Followed registry aliases, grouped by the model each routes to now (serve/reload.py)."""
+    out: dict[int, list[Any]] = {}
+    for f in state.pool.follower.states():
+        served = state.pool.named(f.alias)
+        if served is not None:
+            out.setdefault(id(served), []).append(f)
+    return out
 
 
 @router.get("/models", response_model=ModelList, summary="List models")
 async def list_models(state: ServingState = Depends(serving)) -> ModelList:
-    """The served models (OpenAI list shape, with dimension, max tokens and aliases)."""
-    return ModelList(data=[_model_object(m) for m in state.pool.models()])
+    """The served models (OpenAI list shape, with dimension, max tokens, aliases and the registry version each
+    followed alias serves now)."""
+    followed = _followed_by_model(state)
+    return ModelList(data=[_model_object(m, followed.get(id(m), [])) for m in state.pool.models()])
 
 
 @router.get("/models/{model:path}", response_model=ModelObject, summary="Retrieve a model")
 async def get_model(model: str, state: ServingState = Depends(serving)) -> ModelObject:
     """One served model by id or alias."""
-    return _model_object(state.pool.get(model))
+    served = state.pool.get(model)
+    return _model_object(served, _followed_by_model(state).get(id(served), []))

@@ -89,6 +89,18 @@ class EmbeddingResponse(BaseModel):
     truncated_inputs: list[int] = Field(default_factory=list, description="embedops: inputs cut at max tokens.")
 
 
+class AliasStatus(BaseModel):
+    """A registry alias this model answers for: the version served, and a newer one loading or failed to load."""
+
+    alias: str
+    version: str = Field(description="The registry version the server answers with for this alias now")
+    state: Literal["current", "loading", "failed"] = Field(
+        description="current: serving what the registry names; loading: the named version warms (the old one "
+                    "answers meanwhile); failed: it could not load, the old one keeps answering")
+    wanted: str | None = Field(None, description="The version the registry names, while loading or after failing")
+    error: str | None = Field(None, description="Why `wanted` could not be served")
+
+
 class ModelObject(BaseModel):
     """One served model."""
 
@@ -99,6 +111,9 @@ class ModelObject(BaseModel):
     dimension: int | None = None
     max_tokens: int | None = None
     aliases: list[str] = Field(default_factory=list)
+    registry_version: str | None = Field(None, description="The registry version its weights are (`name@vN`)")
+    registry_aliases: list[AliasStatus] = Field(
+        default_factory=list, description="Registry aliases routed to this model, followed as they are promoted")
 
 
 class ModelList(BaseModel):
