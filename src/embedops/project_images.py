@@ -8,7 +8,7 @@ query-by-image) reach these through the same `Project` methods.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +85,73 @@ class ImagesMixin:
 
     def add_images(self, folder: str | Path, path: str | Path | None = None, *, labels: str = "auto",
                    labels_csv: str | Path | None = None, show_progress: bool = False) -> int:
-        """Add (or replace, same id) the images of a folder to an existing image collection."""
+        """Add (or replace, same id: the path relative to `folder`) a folder's images in an image collection.
+
+        Every image's header is checked before anything is embedded, so an unreadable file or one over
+        `images.max_pixels` refuses the whole call with nothing written.
+        """
+        from embedops.data.images import open_image
         from embedops.index.images import add_images
 
+        col = self.open_collection(path)
+        check_modality(col, "image", str(self.config.resolve(path or self.config.index.path)))
         items = self.read_images(folder, labels=labels, labels_csv=labels_csv)
-        return add_images(self.open_collection(path), items, batch_size=self.config.model.batch_size,
-                          show_progress=show_progress)
+        for it in items:  # headers only (cheap): a bad file found after the first chunk was written is too late
+            open_image(it.path, max_pixels=self.config.images.max_pixels, where=str(it.path)).close()
+        return add_images(col, items, batch_size=self.config.model.batch_size, show_progress=show_progress)
+
+    def upsert_images(self, images: Sequence[Mapping[str, Any]], path: str | Path | None = None, *,
+                      refresh: bool = True) -> int:
+        """Embed and upsert images given as `{"id", "image", "metadata"}` (same id replaces); all or nothing.
+
+        `image` is a path, bytes, a PIL image or a data URL. Errors name `images[i]`. The collection's own encoder
+        embeds them (in a server, the model's batching worker); `refresh=False` leaves the keyword refresh to the
+        background.
+        """
+        from embedops.data.records import Document
+        from embedops.index.images import CHUNK
+
+        col = self.open_collection(path)
+        check_modality(col, "image", str(self.config.resolve(path or self.config.index.path)))
+        if isinstance(images, Mapping | str | bytes):
+            raise InputError("must be a list of {id, image, metadata} objects", where="images")
+        docs, inputs, seen = [], [], {}
+        for i, entry in enumerate(images):
+            where = f"images[{i}]"
+            if not isinstance(entry, Mapping):
+                raise InputError(f"is {type(entry).__name__}; expected an object with id and image", where=where)
+            unknown = set(entry) - {"id", "image", "metadata"}
+            if unknown:
+                raise InputError(f"unknown field(s) {', '.join(sorted(unknown))}", where=where)
+            doc_id, image, meta = entry.get("id"), entry.get("image"), entry.get("metadata") or {}
+            if not isinstance(doc_id, str) or not doc_id.strip():
+                raise InputError("id must be a non-empty string", where=f"{where}.id")
+            if doc_id in seen:
+                raise InputError(f"duplicate id {doc_id!r} (also images[{seen[doc_id]}])", where=f"{where}.id",
+                                 hint="give each image its own id")
+            if image is None:
+                raise InputError("image is missing", where=f"{where}.image")
+            if not isinstance(meta, Mapping):
+                raise InputError("metadata must be an object", where=f"{where}.metadata")
+            seen[doc_id] = i
+            inputs.append(Path(image) if isinstance(image, str) and not image.startswith("data:") else image)
+            docs.append(Document(id=doc_id, text=doc_id, metadata=dict(meta), source=where))
+        if not docs:
+            return 0
+        import numpy as np
+
+        from embedops.data.images import load_rgb
+
+        encoder = col.encoder
+        max_pixels = self.config.images.max_pixels
+        # Every image decoded (so a bad one is named by its index here, not by its place in a model batch) and every
+        # vector computed before the first write: a bad image leaves the collection untouched.
+        parts = []
+        for start in range(0, len(inputs), CHUNK):  # CHUNK decoded images at a time bounds the memory
+            chunk = [load_rgb(img, max_pixels=max_pixels, where=f"images[{start + j}]")
+                     for j, img in enumerate(inputs[start : start + CHUNK])]
+            parts.append(encoder.encode(chunk, batch_size=self.config.model.batch_size, kind="document"))
+        return col.add(docs, vectors=np.concatenate(parts), refresh=refresh)
 
     def search_image(self, image: Any, k: int = 10, filter=None, *, path: str | Path | None = None):
         """Search a collection by an image (a path, bytes, PIL image or data URL): its nearest stored items."""
@@ -118,3 +179,26 @@ class ImagesMixin:
         if old is not None and old is not col:
             with contextlib.suppress(Exception):  # it was replaced on disk: nothing of it is left to flush
                 old.close()
+
+
+def collection_modality(col: Any) -> str:
+    """'image' or 'text': what the collection's recorded model embeds (a collection without a record: text)."""
+    spec = getattr(col, "encoder_spec", None) or {}
+    return str(spec.get("modality") or "text")
+
+
+def check_modality(col: Any, wanted: str, where: str) -> None:
+    """Refuse to write `wanted` inputs (texts or images) into a collection of the other modality, before any model
+    loads; the message names what the collection holds and the command that fits."""
+    held = collection_modality(col)
+    if held == wanted:
+        return
+    name = (getattr(col, "model", None) or {}).get("name") or "unknown model"
+    if held == "image":
+        raise InputError(f"the collection holds image vectors ({name}); texts cannot be added to it", where=where,
+                         hint="add images with `embedops index add PATH --images FOLDER` (HTTP: POST "
+                              "/v1/collections/{name}/images)")
+    raise InputError(f"the collection holds text vectors ({name}); images cannot be added to it", where=where,
+                     hint="add texts with `embedops index add PATH --data FILE`, or build an image collection "
+                          "with `embedops index build PATH --images FOLDER`")
+

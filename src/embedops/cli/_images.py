@@ -1,4 +1,5 @@
-"""The image side of `embedops index build --images`, `index search --image` and `prepare --images`."""
+"""The image side of `embedops index build --images`, `index add --images`, `index search --image` and
+`prepare --images`."""
 
 from __future__ import annotations
 
@@ -25,6 +26,38 @@ def build_images(project: Any, path: Path, images: Path, *, labels: str, labels_
         project.close()
     found = {it.label for it in items if it.label is not None}
     console.print(f"{len(items)} images" + (f", {len(found)} labels" if found else ", no labels"))
+
+
+def add_images(path: Path, images: Path, *, labels: str, labels_csv: Path | None, batch_size: int,
+               store: str | None, config: Path | None) -> None:
+    """Add (or replace, same relative path) the images of a folder in the image collection at `path`."""
+    from embedops._progress import status
+    from embedops.cli._common import open_project
+    from embedops.errors import InputError
+    from embedops.project_images import check_modality
+
+    project = open_project(config)
+    try:
+        if project.store_url(store).engine != "faiss":
+            raise InputError("image collections are folders on disk; --store holds text collections only",
+                             where="--store")
+        col = project.open_collection(path)
+        check_modality(col, "image", str(path))  # before the folder is read or any model loads
+        items = project.read_images(images, labels=labels, labels_csv=labels_csv)  # a bad layout, before the model
+        quiet_libraries()
+        with status(f"loading image model {col.model.get('name')}"):
+            _ = col.encoder
+        project.config.model.batch_size = batch_size
+        before = len(col)
+        n = project.add_images(images, path, labels=labels, labels_csv=labels_csv, show_progress=True)
+        held = len(col)
+    finally:
+        project.close()
+    new = held - before
+    found = {it.label for it in items if it.label is not None}
+    labels_note = f", {len(found)} label{'s' if len(found) != 1 else ''}" if found else ""
+    console.print(f"added {n} image{'s' if n != 1 else ''} ({new} new, {n - new} replaced{labels_note}); "
+                  f"the collection holds {held}")
 
 
 def search_image(path: Path, image: Path, k: int, flt: dict | None, *, config: Path | None,

@@ -32,7 +32,6 @@ Codes = Literal["float32", "int8", "binary"]
 # Not `exists=True`: opening restores a collection that a killed swap left aside (the folder is briefly missing).
 PathArg = Annotated[Path, typer.Argument(file_okay=False, help="Collection folder (with --store: its last part is the "
                                                                  "collection's name there).")]
-DataOpt = Annotated[Path, typer.Option("--data", "-d", exists=True, help="JSONL/CSV/Parquet file or a BEIR folder.")]
 OptionalDataOpt = Annotated[Path | None, typer.Option("--data", "-d", exists=True,
                                                      help="JSONL/CSV/Parquet file or a BEIR folder.")]
 ImagesOpt = Annotated[Path | None, typer.Option("--images", exists=True, file_okay=False,
@@ -166,17 +165,33 @@ def build(
 @index_app.command("add")
 def add(
     path: PathArg,
-    data: DataOpt,
+    data: OptionalDataOpt = None,
+    images: Annotated[Path | None, typer.Option("--images", exists=True, file_okay=False,
+                                                help="A folder of images (instead of --data), for an image "
+                                                     "collection; ids are paths relative to it.")] = None,
+    labels: LabelsOpt = "auto",
+    labels_csv: LabelsCsvOpt = None,
     text_field: TextFieldOpt = None,
     id_field: IdFieldOpt = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     store: StoreOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Add (or replace, same id) documents with the collection's own model."""
+    """Add (or replace, same id) documents (--data) or a folder's images (--images) with the collection's own model."""
+    if (data is None) == (images is None):
+        raise InputError("give exactly one of --data (texts) or --images (a folder of images)", where="--data")
+    if images is not None:  # image collections: cli/_images.py
+        from embedops.cli._images import add_images
+
+        add_images(path.absolute(), images, labels=labels, labels_csv=labels_csv, batch_size=batch_size,
+                   store=store, config=config)
+        return
+    from embedops.project_images import check_modality
+
     docs = _read_docs(data, text_field, id_field)
     col = _open(path, config=config, store=store)
     try:
+        check_modality(col, "text", str(path))  # an image model would refuse the texts only after it loaded
         col.add(docs, batch_size=batch_size, show_progress=True)
     finally:
         col.close()

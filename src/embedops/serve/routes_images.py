@@ -4,11 +4,13 @@
     POST /v1/images/embeddings?model=M         the image file itself as the body
     POST /v1/collections/{name}/search         {"image": "data:image/jpeg;base64,...", "k": 5}
     POST /v1/collections/{name}/search/image   the image file itself as the body; ?k=5&filter={...}
+    POST /v1/collections/{name}/images         {"images": [{"id": "cat-1", "image": "data:image/png;base64,..."}]}
 
 Size limits: the body is bounded by `serving.max_body_bytes` (413 before it is read, or while it streams); each
 image by `images.max_pixels`, checked from its header before it is decoded (422). Every image is decoded and
-checked on the request's thread, so a bad one is a 422 naming its request index (`input[3]`), before anything is
-queued for the model. A text model given an image, or an image-only model given text, is a 422 naming the index.
+checked on the request's thread, so a bad one is a 422 naming its request index (`input[3]`, `images[3]`), before
+anything is queued for the model (and, for an upsert, before anything is written). A text model given an image, or an
+image-only model given text, is a 422 naming the index; so is an upsert of images into a text collection.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from embedops.data.images import decode_data_url, is_data_url, load_rgb
 from embedops.errors import InputError
@@ -27,7 +30,7 @@ from embedops.serve.app import ServingState, run_blocking, serving
 from embedops.serve.errors import APIError
 from embedops.serve.events import record
 from embedops.serve.routes_embeddings import ERRORS, bearer, dump_json
-from embedops.serve.schemas import EmbeddingResponse, SearchResponse
+from embedops.serve.schemas import EmbeddingResponse, SearchResponse, WriteResult
 
 router = APIRouter(prefix="/v1", tags=["images"], dependencies=[Depends(bearer)], responses=ERRORS)
 # A raw upload is documented as binary (what OpenAPI tools send); any image type is accepted, the bytes are sniffed.
@@ -177,3 +180,55 @@ async def search_upload(name: str, request: Request, k: int = Query(10, ge=1, le
         raise APIError(422, "the body is empty: send the image file as the request body", code="invalid_image",
                        param="body")
     return await search_image(request, state, name, data, k, parsed)
+
+
+class ImageIn(BaseModel):
+    """One image to upsert into an image collection (same id replaces)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, as in every other body
+
+    id: str = Field(min_length=1, max_length=512)
+    image: str = Field(min_length=1, description="The image as a data:image/<type>;base64,<data> URL.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description='Kept with the image, e.g. {"label": "cat"} '
+                                                                       "(search filters read it).")
+
+
+class ImagesUpsert(BaseModel):
+    """POST /v1/collections/{name}/images."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    images: list[ImageIn] = Field(min_length=1)
+    refresh: bool = Field(False, description="Make their ids keyword-searchable before answering (default: the "
+                                             "background refresh does it shortly after).")
+
+
+def _decode_all(images: list[ImageIn], max_pixels: int) -> list[dict[str, Any]]:
+    """Every image decoded and checked (a 422 naming `images[i]`), as the entries `Project.upsert_images` takes."""
+    return [{"id": it.id, "image": decode_image(it.image, f"images[{i}]", max_pixels), "metadata": it.metadata}
+            for i, it in enumerate(images)]
+
+
+@router.post("/collections/{name}/images", response_model=WriteResult, summary="Upsert images", tags=["collections"])
+async def upsert_images(name: str, body: ImagesUpsert, request: Request,
+                        state: ServingState = Depends(serving)) -> WriteResult:
+    """Embed and upsert images sent as data URLs into an image collection (same id replaces); all or nothing."""
+    from embedops.project_images import collection_modality
+
+    col = state.collections.get(name)
+    if len(body.images) > state.settings.max_inputs:
+        raise APIError(413, f"{len(body.images)} images in one request; the bound is {state.settings.max_inputs}",
+                       code="too_many_inputs", param="images")
+    model = state.collections.model_id(col)
+    if collection_modality(col) != "image":  # from the collection's record: no model is asked
+        raise APIError(422, f"the collection {name!r} holds text vectors ({model}); it takes no images: upsert "
+                            f"texts with POST /v1/collections/{name}/documents", code="invalid_request",
+                       param="images")
+    served = state.pool.get(model)
+    entries = await run_blocking(request, _decode_all, body.images, _max_pixels(state))
+    with state.pool.admit(served, len(entries)):
+        # Through the Project, like every collection write; the collection's encoder is the served model's worker.
+        n = await run_blocking(request, state.project.upsert_images, entries, state.collections.path(name),
+                               refresh=body.refresh)
+    state.metrics.observe_encode(served.id, "images", n, 0, 0)
+    return WriteResult(collection=name, upserted=n, documents=len(col))
