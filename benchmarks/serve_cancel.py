@@ -3,8 +3,9 @@
 Baseline: the same `embedops serve` at an earlier commit (default 6c37bc2, before queued work of disconnected clients
 was dropped), run from a `git worktree` in the same run; then this checkout. Each server gets, in turn:
 
-- impatient: 64 closed-loop clients, 8 STS-B sentences per request, each client hanging up after `--client-timeout`
-  seconds (aiohttp closes the connection) and sending its next request — an offered load above capacity. Reported:
+- impatient: requests of 8 STS-B sentences arriving open-loop at `--rate` per second (default 1.5x the capacity
+  measured on the baseline first), each client hanging up after `--client-timeout` seconds (aiohttp closes the
+  connection): an offered load above capacity. Reported:
   requests answered in time per second, inputs answered per second, timeouts, the texts the model ran (from /metrics),
   the share of model work spent on requests whose client had already gone, and the texts dropped before the model.
 - patient: 32 clients, one sentence per request, no timeouts: the cost of watching for disconnects (inputs/s).
@@ -48,44 +49,53 @@ def model_counters(url: str) -> dict[str, float]:
     return out
 
 
-async def impatient(url: str, reqs: list[bytes], clients: int, seconds: float, timeout: float,
+async def impatient(url: str, reqs: list[bytes], rate: float, seconds: float, timeout: float,
                     per_request: int) -> dict[str, Any]:
-    """`clients` closed-loop clients that hang up after `timeout` seconds."""
+    """Requests arriving at `rate` per second (open loop, whatever the answers), each client hanging up after
+    `timeout` seconds: an offered load above capacity, as when a service upstream retries or users leave."""
     answered = timed_out = other = 0
     latencies: list[float] = []
-    stop_at = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=clients)
+    tasks: set[asyncio.Task] = set()
+    connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, headers={"Content-Type": "application/json"}) as session:
-        async def client(worker: int) -> None:
+        async def one(body: bytes) -> None:
             nonlocal answered, timed_out, other
-            i = worker
-            while time.perf_counter() < stop_at:
-                body = reqs[i % len(reqs)]
-                i += clients
-                t0 = time.perf_counter()
-                try:
-                    async with session.post(url, data=body, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
-                        await r.read()
-                        status = r.status
-                except TimeoutError:
-                    timed_out += 1
-                    continue
-                except aiohttp.ClientError:
-                    other += 1
-                    continue
-                if status == 200:
-                    answered += 1
-                    latencies.append(time.perf_counter() - t0)
-                else:
-                    other += 1
+            t0 = time.perf_counter()
+            try:
+                async with session.post(url, data=body, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+                    await r.read()
+                    status = r.status
+            except TimeoutError:
+                timed_out += 1
+                return
+            except aiohttp.ClientError:
+                other += 1
+                return
+            if status == 200:
+                answered += 1
+                latencies.append(time.perf_counter() - t0)
+            else:
+                other += 1
 
         began = time.perf_counter()
-        await asyncio.gather(*(client(w) for w in range(clients)))
+        for i in range(int(rate * seconds)):
+            due = began + i / rate
+            now = time.perf_counter()
+            if due > now:
+                await asyncio.sleep(due - now)
+            task = asyncio.create_task(one(reqs[i % len(reqs)]))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - began
     lat = sorted(latencies)
-    return {"seconds": round(elapsed, 2), "answered": answered, "timed_out": timed_out, "other_errors": other,
-            "answered_per_s": round(answered / elapsed, 2),
-            "inputs_answered_per_s": round(answered * per_request / elapsed, 1),
+    sent = answered + timed_out + other
+    return {"seconds": round(elapsed, 2), "offered_per_s": rate, "sent": sent, "answered": answered,
+            "timed_out": timed_out, "other_errors": other,
+            "answered_share": round(answered / sent, 3) if sent else None,
+            "answered_per_s": round(answered / seconds, 2),
+            "inputs_answered_per_s": round(answered * per_request / seconds, 1),
             "p50_ms": round(lat[len(lat) // 2] * 1000, 1) if lat else None,
             "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 1) if lat else None}
 
@@ -97,8 +107,12 @@ def one_round(label: str, env_extra: dict[str, str], texts: list[str], args: arg
         url = server.url + server.path
         asyncio.run(closed_loop(url, bodies(texts, server.model), 8, 2.0))  # warm-up
         time.sleep(1.0)
+        if args.patient_only:
+            patient = asyncio.run(closed_loop(url, bodies(texts, server.model), 32, args.patient_seconds))
+            print(f"{label:9s} patient 32 clients: {patient['inputs_per_s']} inputs/s", flush=True)
+            return {"patient": patient}
         before = model_counters(server.url)
-        load = asyncio.run(impatient(url, bodies(texts, server.model, args.per_request), args.clients,
+        load = asyncio.run(impatient(url, bodies(texts, server.model, args.per_request), args.rate,
                                      args.seconds, args.client_timeout, args.per_request))
         time.sleep(args.client_timeout + 3.0)  # let abandoned work drain (or be dropped) before reading counters
         after = model_counters(server.url)
@@ -114,6 +128,19 @@ def one_round(label: str, env_extra: dict[str, str], texts: list[str], args: arg
           f"model ran {load['model_texts_run']} texts, wasted {load['wasted_share']}, dropped "
           f"{load['texts_dropped_before_model']} | patient 32 clients: {patient['inputs_per_s']} inputs/s", flush=True)
     return {"impatient": load, "patient": patient}
+
+
+def capacity(env_extra: dict[str, str], texts: list[str], args: argparse.Namespace) -> float:
+    """Requests/s (of `--per-request` inputs) the server answers with 32 patient closed-loop clients."""
+    server = start("embedops-torch", extra=["--max-queue", "4096", *args.server_args], env_extra=env_extra)
+    try:
+        url = server.url + server.path
+        reqs = bodies(texts, server.model, args.per_request)
+        asyncio.run(closed_loop(url, reqs, 8, 2.0, per_request=args.per_request))
+        got = asyncio.run(closed_loop(url, reqs, 32, 8.0, per_request=args.per_request))
+    finally:
+        server.stop()
+    return got["requests"] / got["seconds"]
 
 
 def worktree(rev: str) -> Path:
@@ -134,23 +161,41 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--baseline-rev", default="6c37bc2")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="requests/s offered; default 1.5x the capacity measured on the baseline before round 1")
     ap.add_argument("--per-request", type=int, default=8)
     ap.add_argument("--client-timeout", type=float, default=1.5)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--patient-seconds", type=float, default=8.0)
     ap.add_argument("--server-args", nargs="*", default=[])
+    ap.add_argument("--patient-only", action="store_true", help="only the cost of watching for disconnects")
     args = ap.parse_args()
     texts = sentences(2000)
     base = worktree(args.baseline_rev)
     rows: dict[str, list[dict]] = {"baseline": [], "current": []}
+    if not args.rate and not args.patient_only:
+        args.rate = round(1.5 * capacity({"PYTHONPATH": str(base / "src")}, texts, args), 1)
+        print(f"offering {args.rate} requests/s of {args.per_request} inputs", flush=True)
     for _ in range(args.rounds):
         rows["baseline"].append(one_round("baseline", {"PYTHONPATH": str(base / "src")}, texts, args))
         rows["current"].append(one_round("current", {}, texts, args))
+    if args.patient_only:
+        table = {label: {"patient_inputs_per_s": med(runs, "patient", "inputs_per_s"),
+                         "patient_p50_ms": med(runs, "patient", "p50_ms")} for label, runs in rows.items()}
+        ratio = round(table["current"]["patient_inputs_per_s"] / table["baseline"]["patient_inputs_per_s"], 3)
+        print(f"patient 32 clients, median of {args.rounds}: {table}; current/baseline {ratio}")
+        out = RESULTS / "serve_cancel_patient.json"
+        out.write_text(json.dumps({"what": "cost of watching for disconnects: 32 closed-loop clients, one sentence "
+                                   "per request, no timeouts", "command": " ".join(sys.argv),
+                                   "baseline": f"embedops serve at {args.baseline_rev} (git worktree)",
+                                   "machine": cpu_info(), "args": vars(args), "median": table,
+                                   "ratio": ratio, "runs": rows}, indent=2) + "\n")
+        print(f"wrote {out}")
+        return
     table = {}
     for label, runs in rows.items():
         table[label] = {k: med(runs, "impatient", k) for k in
-                        ("answered_per_s", "inputs_answered_per_s", "timed_out", "model_texts_run",
+                        ("answered_per_s", "answered_share", "inputs_answered_per_s", "timed_out", "model_texts_run",
                          "texts_dropped_before_model", "wasted_share", "p50_ms", "p99_ms")}
         table[label]["patient_inputs_per_s"] = med(runs, "patient", "inputs_per_s")
     ratios = {"answered_per_s": round(table["current"]["answered_per_s"] / table["baseline"]["answered_per_s"], 2)

@@ -25,6 +25,7 @@ from embedops.serve.metrics import Metrics
 from embedops.serve.middleware import ServeMiddleware
 from embedops.serve.models import ModelPool
 from embedops.serve.settings import ServeSettings
+from embedops.serve.watch import DisconnectWatch
 
 log = logging.getLogger("embedops.serve")
 T = TypeVar("T")
@@ -47,6 +48,7 @@ class ServingState:
     loader: threading.Thread | None = field(default=None, repr=False)
     events: Any = None  # the project's EventLog (None: off or unavailable)
     events_error: str | None = None
+    watch: DisconnectWatch = field(default_factory=DisconnectWatch, repr=False)
 
     def load(self) -> None:
         """Load and warm the models, open the collections (blocking; runs on its own thread)."""
@@ -93,51 +95,33 @@ async def run_blocking(request: Request, fn: Callable[..., T], *args: Any, **kwa
     """Run model or collection work on a thread, within the request's deadline (504 after it).
 
     If the client disconnects, or the deadline passes, while the work waits in a model worker's queue, its texts are
-    dropped before the model runs them (`cancel_when`): a client that gave up costs no model time.
+    dropped before the model runs them (`cancel_when`; the server's `DisconnectWatch` notices the disconnect within
+    0.1 s and answers 499): a client that gave up costs no model time.
     """
     state: ServingState = request.app.state.serving
     if await request.is_disconnected():  # the client is gone: do not spend the model on it
         raise APIError(499, "the client closed the request", code="client_closed_request")
     remaining = request.state.deadline - time.monotonic()
     give_up = threading.Event()
-    outcome: dict[str, Any] = {}
 
     def call() -> T:
         with cancel_when(give_up):
             return fn(*args, **kwargs)
 
-    async def watch(scope: anyio.CancelScope) -> None:
-        # The body is read: the next ASGI message is the disconnect (or the end after the response is sent).
-        while True:
-            message = await request.receive()
-            if message["type"] == "http.disconnect":
-                outcome["gone"] = True
-                give_up.set()
-                scope.cancel()
-                return
-            await anyio.sleep(0.05)  # a server whose receive() never blocks must not make this spin
-
     try:
-        with anyio.fail_after(max(remaining, 0.001)):
-            async with anyio.create_task_group() as group:
-                group.start_soon(watch, group.cancel_scope)
-                try:
-                    # abandon_on_cancel: the thread finishes on its own; the client gets its answer now.
-                    outcome["value"] = await anyio.to_thread.run_sync(call, abandon_on_cancel=True,
-                                                                      limiter=state.limiter)
-                except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group
-                    outcome["error"] = exc
-                group.cancel_scope.cancel()
+        with anyio.fail_after(max(remaining, 0.001)) as scope:
+            key = state.watch.add(request, give_up, scope)
+            try:
+                # abandon_on_cancel: the thread finishes on its own; the client gets its answer now.
+                return await anyio.to_thread.run_sync(call, abandon_on_cancel=True, limiter=state.limiter)
+            finally:
+                state.watch.remove(key)
     except TimeoutError:
         give_up.set()
         raise APIError(504, f"the request took longer than {state.settings.request_timeout:g} s",
                        code="request_timeout") from None
-    if outcome.get("gone"):
-        give_up.set()
-        raise APIError(499, "the client closed the request", code="client_closed_request")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    # Only the watch cancels the scope before its deadline: the client is gone (and give_up is set).
+    raise APIError(499, "the client closed the request", code="client_closed_request")
 
 
 @asynccontextmanager
