@@ -58,6 +58,29 @@ def traffic(drift_data, tmp_path_factory):
     return path, logged
 
 
+def test_a_version_deployed_mid_span_is_checked_against_its_own_first_hour(drift_data, tmp_path):
+    """v1 serves hours 0-3; v2 starts in hour 2 with everyday queries, then gets claims in hour 3: v2's reference is
+    its own hour 2 (not hour 0, where it served nothing), so its hour 3 is checked, and flagged."""
+    rng = np.random.default_rng(1)
+    corpus, logged = drift_data.reference[REF:REF + 500], []
+    with EventLog(tmp_path / "events.db") as log:
+        for hour in range(4):
+            for j, q in enumerate(drift_data.same[hour * 60:(hour + 1) * 60]):
+                _search(log, hour * 1000 + j, T0 + hour * HOUR + j * 50, q, corpus, "v1", rng, logged)
+        v2 = [drift_data.same[600:600 + PER_HOUR], drift_data.other[:PER_HOUR]]
+        for i, qs in enumerate(v2):
+            for j, q in enumerate(qs):
+                _search(log, 9000 + i * 1000 + j, T0 + (2 + i) * HOUR + j * 20, q, corpus, "v2", rng, logged)
+        log.flush()
+        report = Monitor(log, window_s=HOUR, min_vectors=50).run(T0, T0 + 4 * HOUR, alert=False)
+    assert report.references["v2"] == {"start": T0 + 2 * HOUR, "end": T0 + 3 * HOUR, "n": PER_HOUR}
+    assert report.references["v1"] == {"start": T0, "end": T0 + HOUR, "n": 60}
+    checked = {(w.model_version, w.quality.start): w.drift for w in report.windows}
+    assert checked[("v2", T0 + 2 * HOUR)] is None  # its reference window
+    assert checked[("v2", T0 + 3 * HOUR)] is not None and checked[("v2", T0 + 3 * HOUR)].drifted
+    assert all(not checked[("v1", T0 + h * HOUR)].drifted for h in (1, 2, 3))
+
+
 class _Records(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -93,7 +116,9 @@ def test_monitor_run_quality_drift_alerts_and_rerun(traffic, monitored):
         assert v1[0].drift is None  # the reference window itself
         assert [w.drift.drifted for w in v1[1:]] == [False, False, True, True]
         assert report.references["v1"] == {"start": T0, "end": T0 + HOUR, "n": REF}
-        assert report.windows[-1].drift is None and report.references["v2"]["n"] == 0  # v2 has no reference yet
+        # v2 starts in hour 4: its reference is its own first hour (30 queries, too few to fit a detector on).
+        assert report.references["v2"] == {"start": T0 + 4 * HOUR, "end": T0 + 5 * HOUR, "n": 30}
+        assert report.windows[-1].drift is None
 
         # Quality numbers recomputed here from what was logged.
         hour1 = [e for e in logged if e.model_version == "v1" and T0 + HOUR <= e.time < T0 + 2 * HOUR]

@@ -74,8 +74,9 @@ class Monitor:
     """Quality and drift over an event log, per model version and window of `window_s` seconds.
 
     Drift compares each window's query vectors with a reference: by default the version's first `reference_s`
-    seconds of traffic in the run (so a new version is judged against its own start), or vectors/a time span given
-    to `run`. Windows with fewer than `min_vectors` query vectors get quality signals but no drift check.
+    seconds of traffic in the run, counted from the window holding its first request (so a version deployed
+    mid-span is judged against its own start, not against a span in which it served nothing), or vectors/a time span
+    given to `run`. Windows with fewer than `min_vectors` query vectors get quality signals but no drift check.
     """
 
     def __init__(self, log: EventLog, *, window_s: float = 3600.0, reference_s: float | None = None,
@@ -104,11 +105,16 @@ class Monitor:
             if fb:
                 feedback[req.request_id] = fb
         windows = quality_windows(requests, feedback, start=start, end=end, window_s=self.window_s)
+        first_seen: dict[str, float] = {}  # each version's first request in the span: where its own reference starts
+        for r in requests:
+            if r.time < first_seen.get(r.model_version, float("inf")):
+                first_seen[r.model_version] = r.time
         detectors: dict[str, DriftDetector | None] = {}
         for q in windows:
             version = q.model_version
             if version not in detectors:
-                detectors[version] = self._detector(version, start, end, reference, report)
+                begins = start + (first_seen.get(version, start) - start) // self.window_s * self.window_s
+                detectors[version] = self._detector(version, begins, end, reference, report)
             vectors = self.log.query_vectors(q.start, q.end, model_version=version)
             window = WindowReport(quality=q, n_vectors=len(vectors))
             det, ref_span = detectors[version], report.references.get(version, {})
@@ -124,6 +130,8 @@ class Monitor:
 
     def _detector(self, version: str, start: float, end: float, reference: np.ndarray | tuple[float, float] | None,
                   report: MonitorReport) -> DriftDetector | None:
+        """The version's drift detector, fitted on `reference` or on its first `reference_s` seconds from `start`
+        (the start of the window holding its first request, so a version deployed mid-span has its own)."""
         if isinstance(reference, np.ndarray):
             vectors, span = reference, {"start": None, "end": None}
         else:
