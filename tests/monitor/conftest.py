@@ -27,8 +27,33 @@ class DriftData:
     window: int = WINDOW
 
 
+def _shared_vectors(tmp_path_factory, encoder, sentences: list[str], other: list[str]) -> tuple[np.ndarray, ...]:
+    """Both sets encoded once per test run: pytest-xdist workers share the file (the first one encodes, under a
+    lock, the others read it), so the two monitoring test files cost one encoding of 7,600 texts, not two."""
+    import fcntl
+    import hashlib
+    import os
+
+    base = tmp_path_factory.getbasetemp()
+    run_dir = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's folder, not a worker's
+    digest = hashlib.sha256("\n".join(sentences + other).encode()).hexdigest()[:16]
+    cache = run_dir / f"drift-vectors-{digest}.npz"
+    with open(run_dir / "drift-vectors.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not cache.exists():
+            from embedops.eval.cache import encode_cached
+
+            same = encode_cached(encoder, sentences, batch_size=128)
+            vectors = encode_cached(encoder, other, batch_size=128)
+            tmp = cache.with_suffix(".tmp.npz")
+            np.savez(tmp, same=same, other=vectors)
+            os.replace(tmp, cache)
+    with np.load(cache) as data:
+        return data["same"], data["other"]
+
+
 @pytest.fixture(scope="session")
-def drift_data(encoder, shared_data) -> DriftData:
+def drift_data(encoder, shared_data, tmp_path_factory) -> DriftData:
     """STS train sentences, shuffled (genres are grouped in the file), split into reference and windows."""
     from embedops.data import load_sts
 
@@ -52,10 +77,6 @@ def drift_data(encoder, shared_data) -> DriftData:
     other = other[:DRIFT_WINDOWS * WINDOW]
     assert len(other) == DRIFT_WINDOWS * WINDOW
 
-    from embedops.eval.cache import encode_cached
-
-    # Through the embedding cache: a session encodes once (the cache is per session unless EMBEDOPS_CACHE is set).
-    same = encode_cached(encoder, sentences, batch_size=128)
-    vectors = encode_cached(encoder, other, batch_size=128)
+    same, vectors = _shared_vectors(tmp_path_factory, encoder, sentences, other)
     return DriftData(reference=same[:REFERENCE], same=same[REFERENCE:], other=vectors,
                      same_texts=sentences[REFERENCE:], other_texts=other)
