@@ -3,8 +3,9 @@
 A request waiting on a model worker or a collection registers here; every `interval` seconds one task asks each
 waiting request's connection whether the client is gone (Starlette's `is_disconnected`: a receive that returns at
 once). For a gone client it sets the request's give-up event (the model worker then drops its still-queued texts,
-see `embedops.models.worker.cancel_when`) and cancels the request's wait, which answers 499. A per-request watcher
-task cost about 10% of throughput at 32 clients on 2 cores; this costs a dictionary insert and delete per request.
+see `embedops.models.worker.cancel_when`) and cancels the request's wait, which answers 499. One task for all
+requests rather than a watcher task per request: a request costs a dictionary insert and delete. Measured with 32
+patient clients against the same server without watching: 0.977x (median of 5 rounds; within this box's noise).
 """
 
 from __future__ import annotations
