@@ -53,13 +53,13 @@ async def impatient(url: str, reqs: list[bytes], rate: float, seconds: float, ti
                     per_request: int) -> dict[str, Any]:
     """Requests arriving at `rate` per second (open loop, whatever the answers), each client hanging up after
     `timeout` seconds: an offered load above capacity, as when a service upstream retries or users leave."""
-    answered = timed_out = other = 0
+    answered = timed_out = other = refused = 0
     latencies: list[float] = []
     tasks: set[asyncio.Task] = set()
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, headers={"Content-Type": "application/json"}) as session:
         async def one(body: bytes) -> None:
-            nonlocal answered, timed_out, other
+            nonlocal answered, timed_out, other, refused
             t0 = time.perf_counter()
             try:
                 async with session.post(url, data=body, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
@@ -74,6 +74,8 @@ async def impatient(url: str, reqs: list[bytes], rate: float, seconds: float, ti
             if status == 200:
                 answered += 1
                 latencies.append(time.perf_counter() - t0)
+            elif status == 429:  # refused at once by the queue bound: the client can go elsewhere or retry
+                refused += 1
             else:
                 other += 1
 
@@ -90,9 +92,9 @@ async def impatient(url: str, reqs: list[bytes], rate: float, seconds: float, ti
             await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - began
     lat = sorted(latencies)
-    sent = answered + timed_out + other
+    sent = answered + timed_out + other + refused
     return {"seconds": round(elapsed, 2), "offered_per_s": rate, "sent": sent, "answered": answered,
-            "timed_out": timed_out, "other_errors": other,
+            "timed_out": timed_out, "refused_429": refused, "other_errors": other,
             "answered_share": round(answered / sent, 3) if sent else None,
             "answered_per_s": round(answered / seconds, 2),
             "inputs_answered_per_s": round(answered * per_request / seconds, 1),
@@ -100,9 +102,10 @@ async def impatient(url: str, reqs: list[bytes], rate: float, seconds: float, ti
             "p99_ms": round(lat[int(len(lat) * 0.99)] * 1000, 1) if lat else None}
 
 
-def one_round(label: str, env_extra: dict[str, str], texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
+def one_round(label: str, env_extra: dict[str, str], texts: list[str], args: argparse.Namespace,
+              max_queue: int = 4096) -> dict[str, Any]:
     """Start the server, run both loads, stop it."""
-    server = start("embedops-torch", extra=["--max-queue", "4096", *args.server_args], env_extra=env_extra)
+    server = start("embedops-torch", extra=["--max-queue", str(max_queue), *args.server_args], env_extra=env_extra)
     try:
         url = server.url + server.path
         asyncio.run(closed_loop(url, bodies(texts, server.model), 8, 2.0))  # warm-up
@@ -125,6 +128,7 @@ def one_round(label: str, env_extra: dict[str, str], texts: list[str], args: arg
     finally:
         server.stop()
     print(f"{label:9s} impatient: {load['answered_per_s']:6.2f} answered req/s, {load['timed_out']} timed out, "
+          f"{load['refused_429']} refused (429), "
           f"model ran {load['model_texts_run']} texts, wasted {load['wasted_share']}, dropped "
           f"{load['texts_dropped_before_model']} | patient 32 clients: {patient['inputs_per_s']} inputs/s", flush=True)
     return {"impatient": load, "patient": patient}
@@ -168,17 +172,29 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--patient-seconds", type=float, default=8.0)
     ap.add_argument("--server-args", nargs="*", default=[])
+    ap.add_argument("--bounded-queue", type=int, default=0,
+                    help="also run the current server with this --max-queue (default: 3/4 of the texts the model "
+                         "runs within the client timeout)")
     ap.add_argument("--patient-only", action="store_true", help="only the cost of watching for disconnects")
     args = ap.parse_args()
     texts = sentences(2000)
     base = worktree(args.baseline_rev)
     rows: dict[str, list[dict]] = {"baseline": [], "current": []}
     if not args.rate and not args.patient_only:
-        args.rate = round(1.5 * capacity({"PYTHONPATH": str(base / "src")}, texts, args), 1)
-        print(f"offering {args.rate} requests/s of {args.per_request} inputs", flush=True)
+        measured = capacity({"PYTHONPATH": str(base / "src")}, texts, args)
+        args.rate = round(1.5 * measured, 1)
+        if not args.bounded_queue:  # about 3/4 of what the model runs within the clients' timeout
+            args.bounded_queue = int(0.75 * args.client_timeout * measured * args.per_request)
+        print(f"offering {args.rate} requests/s of {args.per_request} inputs; bounded queue {args.bounded_queue}",
+              flush=True)
+    if args.bounded_queue and not args.patient_only:
+        rows[f"current, max-queue {args.bounded_queue}"] = []
     for _ in range(args.rounds):
         rows["baseline"].append(one_round("baseline", {"PYTHONPATH": str(base / "src")}, texts, args))
         rows["current"].append(one_round("current", {}, texts, args))
+        if args.bounded_queue and not args.patient_only:
+            rows[f"current, max-queue {args.bounded_queue}"].append(
+                one_round("bounded", {}, texts, args, max_queue=args.bounded_queue))
     if args.patient_only:
         table = {label: {"patient_inputs_per_s": med(runs, "patient", "inputs_per_s"),
                          "patient_p50_ms": med(runs, "patient", "p50_ms")} for label, runs in rows.items()}
@@ -195,18 +211,19 @@ def main() -> None:
     table = {}
     for label, runs in rows.items():
         table[label] = {k: med(runs, "impatient", k) for k in
-                        ("answered_per_s", "answered_share", "inputs_answered_per_s", "timed_out", "model_texts_run",
+                        ("answered_per_s", "answered_share", "inputs_answered_per_s", "timed_out", "refused_429",
+                         "model_texts_run",
                          "texts_dropped_before_model", "wasted_share", "p50_ms", "p99_ms")}
         table[label]["patient_inputs_per_s"] = med(runs, "patient", "inputs_per_s")
     ratios = {"answered_per_s": round(table["current"]["answered_per_s"] / table["baseline"]["answered_per_s"], 2)
               if table["baseline"]["answered_per_s"] else None,
               "patient_inputs_per_s": round(table["current"]["patient_inputs_per_s"]
                                             / table["baseline"]["patient_inputs_per_s"], 3)}
-    print(f"\n{'':10s}{'answered/s':>11s}{'timed out':>10s}{'model texts':>12s}{'wasted':>8s}{'dropped':>9s}"
+    print(f"\n{'':28s}{'answered/s':>11s}{'timed out':>10s}{'model texts':>12s}{'wasted':>8s}{'dropped':>9s}"
           f"{'p50 ms':>8s}{'patient in/s':>13s}")
-    for label in ("baseline", "current"):
+    for label in rows:
         t = table[label]
-        print(f"{label:10s}{t['answered_per_s']:>11}{t['timed_out']:>10}{t['model_texts_run']:>12}"
+        print(f"{label[:28]:28s}{t['answered_per_s']:>11}{t['timed_out']:>10}{t['model_texts_run']:>12}"
               f"{t['wasted_share']!s:>8}{t['texts_dropped_before_model']:>9}{t['p50_ms']!s:>8}"
               f"{t['patient_inputs_per_s']:>13}")
     print(f"ratios current/baseline: {ratios}")
