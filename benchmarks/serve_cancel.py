@@ -103,9 +103,10 @@ async def impatient(url: str, reqs: list[bytes], rate: float, seconds: float, ti
 
 
 def one_round(label: str, env_extra: dict[str, str], texts: list[str], args: argparse.Namespace,
-              max_queue: int = 4096) -> dict[str, Any]:
+              max_queue: int = 4096, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """Start the server, run both loads, stop it."""
-    server = start("embedops-torch", extra=["--max-queue", str(max_queue), *args.server_args], env_extra=env_extra)
+    server = start("embedops-torch", extra=["--max-queue", str(max_queue), *extra, *args.server_args],
+                   env_extra=env_extra)
     try:
         url = server.url + server.path
         asyncio.run(closed_loop(url, bodies(texts, server.model), 8, 2.0))  # warm-up
@@ -175,6 +176,8 @@ def main() -> None:
     ap.add_argument("--bounded-queue", type=int, default=0,
                     help="also run the current server with this --max-queue (default: 3/4 of the texts the model "
                          "runs within the client timeout)")
+    ap.add_argument("--wait-bound", type=float, default=0.0,
+                    help="also run the current server with --max-queue-wait (default: 3/4 of the client timeout)")
     ap.add_argument("--patient-only", action="store_true", help="only the cost of watching for disconnects")
     args = ap.parse_args()
     texts = sentences(2000)
@@ -185,16 +188,23 @@ def main() -> None:
         args.rate = round(1.5 * measured, 1)
         if not args.bounded_queue:  # about 3/4 of what the model runs within the clients' timeout
             args.bounded_queue = int(0.75 * args.client_timeout * measured * args.per_request)
+        if not args.wait_bound:
+            args.wait_bound = round(0.75 * args.client_timeout, 2)
         print(f"offering {args.rate} requests/s of {args.per_request} inputs; bounded queue {args.bounded_queue}",
               flush=True)
     if args.bounded_queue and not args.patient_only:
         rows[f"current, max-queue {args.bounded_queue}"] = []
+    if args.wait_bound and not args.patient_only:
+        rows[f"current, max-queue-wait {args.wait_bound:g}"] = []
     for _ in range(args.rounds):
         rows["baseline"].append(one_round("baseline", {"PYTHONPATH": str(base / "src")}, texts, args))
         rows["current"].append(one_round("current", {}, texts, args))
         if args.bounded_queue and not args.patient_only:
             rows[f"current, max-queue {args.bounded_queue}"].append(
                 one_round("bounded", {}, texts, args, max_queue=args.bounded_queue))
+        if args.wait_bound and not args.patient_only:
+            rows[f"current, max-queue-wait {args.wait_bound:g}"].append(
+                one_round("wait", {}, texts, args, extra=("--max-queue-wait", str(args.wait_bound))))
     if args.patient_only:
         table = {label: {"patient_inputs_per_s": med(runs, "patient", "inputs_per_s"),
                          "patient_p50_ms": med(runs, "patient", "p50_ms")} for label, runs in rows.items()}

@@ -182,6 +182,8 @@ def test_a_caller_who_gives_up_has_its_queued_texts_dropped(onnx_encoder, senten
         m = worker.metrics()
         assert m["cancelled_requests"] == 1 and m["cancelled_texts"] == 40
         assert m["texts"] == 32 and m["queue_depth"] == 0  # only the blocker ran; nothing left counted as waiting
+        # The backlog (tokens queued or running) is back to zero: the dropped texts left it, the run ones too.
+        assert m["backlog_tokens"] == 0 and m["tokens_run"] >= 32 * 200 and worker.estimated_wait() == 0
         # A caller that already gave up is refused before queueing; the next caller is served as usual.
         with cancel_when(give_up), pytest.raises(RequestCancelled, match="before its texts were queued"):
             worker.encode(["too late"])

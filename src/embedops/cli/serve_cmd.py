@@ -46,6 +46,9 @@ def serve(
     max_inputs: Annotated[int | None, typer.Option(min=1, help="Inputs per request [2048].")] = None,
     max_body_bytes: Annotated[int | None, typer.Option(min=1024, help="Request body bound [4 MiB].")] = None,
     max_queue: Annotated[int | None, typer.Option(min=1, help="Queued inputs per model before 429 [4096].")] = None,
+    max_queue_wait: Annotated[float | None, typer.Option(min=0.001, help="429 when the work queued ahead would take "
+                                                         "the model longer than this many seconds (measured "
+                                                         "tokens/s); fit it to your clients' timeout [off].")] = None,
     request_timeout: Annotated[float | None, typer.Option(min=0.001, help="Seconds before 504 [30].")] = None,
     cors_origin: Annotated[list[str] | None, typer.Option(help="Allow this browser origin (CORS is off "
                                                           "unless given).")] = None,
@@ -81,7 +84,8 @@ def serve(
         getattr(project.config, "serving", None), host=host, port=port, models=model or None, backend=backend,
         collections=parse_collections(collection) if collection else None, collections_root=collections_root,
         auth=False if no_auth else None, api_keys_file=str(api_keys_file) if api_keys_file else None,
-        max_inputs=max_inputs, max_body_bytes=max_body_bytes, max_queue=max_queue, request_timeout=request_timeout,
+        max_inputs=max_inputs, max_body_bytes=max_body_bytes, max_queue=max_queue, max_queue_wait_s=max_queue_wait,
+        request_timeout=request_timeout,
         cors_origins=cors_origin or None, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
         log_level=log_level)
     if config is not None and not settings.collections:

@@ -176,6 +176,9 @@ class ServingConfig(Section):
     max_inputs: int = Field(2048, ge=1)  # OpenAI's own limit per request
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     max_queue: int = Field(4096, ge=1)  # texts waiting per model before 429
+    # 429 when the work queued ahead (tokens over the model's measured tokens/s) would take longer than this; None: off.
+    # Fit it to the clients' timeout: an immediate 429 beats an answer that arrives after the client left.
+    max_queue_wait_s: float | None = Field(None, gt=0)
     request_timeout: float = Field(30.0, gt=0)
     shutdown_timeout: float = Field(30.0, ge=0)
     cors_origins: list[str] = Field(default_factory=list)  # empty: CORS off

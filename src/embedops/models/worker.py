@@ -69,6 +69,7 @@ class _Request:
     done: int = 0  # rows filled in
     failed: bool = False
     cancel: threading.Event | None = None
+    tokens_left: int = 0  # tokens of its texts the model has not run yet (counted in the worker's backlog)
 
     @property
     def size(self) -> int:
@@ -108,6 +109,8 @@ class ModelWorker:
         self._requests = 0
         self._in_flight = 0
         self._waiting_texts = 0
+        self._backlog_tokens = 0  # tokens queued or in the running round, not yet run: what a newcomer waits for
+        self._tokens_run = 0
         self._texts = 0
         self._batches = 0
         self._busy = 0.0
@@ -184,13 +187,14 @@ class ModelWorker:
         if cancel is not None and cancel.is_set():
             raise RequestCancelled("the caller gave up before its texts were queued")
         request = _Request(prep, Future(), np.empty((len(prep.texts), enc.dimension), dtype=np.float32),
-                           cancel=cancel)
+                           cancel=cancel, tokens_left=int(prep.clipped.sum()))
         with self._lock:
             if self._closed:
                 raise ModelError(f"the model worker for {enc.name!r} is closed")
             self._requests += 1
             self._in_flight += 1
             self._waiting_texts += request.size
+            self._backlog_tokens += request.tokens_left
             self._queue.put(request)
         try:
             raw = request.future.result()
@@ -208,6 +212,14 @@ class ModelWorker:
         """Texts submitted and not yet handed to a batch."""
         with self._lock:
             return self._waiting_texts
+
+    def estimated_wait(self) -> float | None:
+        """Seconds the model needs for the tokens queued or running now, at its measured tokens per busy second
+        (None before its first batch): how long a request arriving now would wait before its own texts run."""
+        with self._lock:
+            if self._busy <= 0 or self._tokens_run <= 0:
+                return None
+            return self._backlog_tokens * self._busy / self._tokens_run
 
     @property
     def batches_run(self) -> int:
@@ -229,7 +241,8 @@ class ModelWorker:
                     "requests": self._requests, "texts": self._texts, "batches": self._batches,
                     "mean_batch_size": round(self._texts / self._batches, 2) if self._batches else 0.0,
                     "max_batch_size_seen": max(sizes, default=0), "recent_batch_sizes": sizes[-32:],
-                    "busy_seconds": round(self._busy, 3), "cancelled_requests": self._cancelled,
+                    "busy_seconds": round(self._busy, 3), "backlog_tokens": self._backlog_tokens,
+                    "tokens_run": self._tokens_run, "cancelled_requests": self._cancelled,
                     "cancelled_texts": self._cancelled_texts, "closed": self._closed}
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
@@ -358,9 +371,16 @@ class ModelWorker:
                 for r in {id(r): r for r, _ in members}.values():
                     self._fail(r, exc)
                 continue
+            ran = 0
+            for r, i in members:
+                t = int(min(r.prepared.lengths[i], r.prepared.max_tokens))
+                r.tokens_left -= t
+                ran += t
             with self._lock:
                 self._batches += 1
                 self._texts += len(texts)
+                self._tokens_run += ran
+                self._backlog_tokens -= ran
                 self._busy += time.perf_counter() - started
                 self._sizes.append(len(texts))
             self.encoder.record_usage(batches=1)
@@ -386,6 +406,8 @@ class ModelWorker:
         r.failed = True
         with self._lock:
             self._waiting_texts -= r.size - r.cursor
+            self._backlog_tokens -= r.tokens_left
+        r.tokens_left = 0
         r.cursor = r.size
         if not r.future.done():
             r.future.set_exception(exc)

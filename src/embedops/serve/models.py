@@ -340,6 +340,12 @@ class ModelPool:
             raise APIError(429, f"the model {served.id!r} has {served.pending} inputs queued (bound {bound}); "
                                 "retry later", code="queue_full",
                            headers={"Retry-After": str(self.retry_after(served))})
+        wait_bound = self.settings.max_queue_wait_s
+        wait = served.worker.estimated_wait() if served.pending and wait_bound is not None else None
+        if wait is not None and wait > wait_bound:
+            raise APIError(429, f"the model {served.id!r} has about {wait:.1f} s of work queued ahead, over the wait "
+                                f"bound of {wait_bound:g} s; retry later", code="queue_full",
+                           headers={"Retry-After": str(max(1, min(60, math.ceil(wait))))})
         served.pending += texts
         try:
             yield
