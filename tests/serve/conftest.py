@@ -72,6 +72,17 @@ class Server:
         return self.proc.returncode
 
 
+def wait_for(fn, timeout: float = 20.0):
+    """Poll `fn` every 0.2 s until it returns something truthy (or `timeout` passes); its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.2)
+    return fn()
+
+
 def sts_sentences(shared: Path, n: int) -> list[tuple[str, str]]:
     """(split, sentence) pairs from STS Benchmark (tab-separated, never parsed with quoting)."""
     out: list[tuple[str, str]] = []

@@ -5,6 +5,7 @@ version keeps the previous one serving; the replaced worker is closed, and a col
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,15 +28,9 @@ GATE = {"passed": True, "summary": "all criteria measured and pass", "criteria":
 def _model_copy(dst: Path) -> Path:
     """The bundled model's files, hard-linked (no copy of the weights)."""
     from embedops.models import bundled_default_path
+    from embedops.registry.integrity import link_or_copy
 
-    src = bundled_default_path()
-    for f in src.rglob("*"):
-        target = dst / f.relative_to(src)
-        if f.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(f, target)
+    shutil.copytree(bundled_default_path(), dst, copy_function=link_or_copy, dirs_exist_ok=True)
     return dst
 
 

@@ -11,17 +11,7 @@ import pytest
 from embedops.events import EventLog
 from embedops.experiment import Experiment, ExperimentStore
 
-from .conftest import KEYS, Server
-
-
-def _wait_for(fn, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.2)
-    return fn()
+from .conftest import KEYS, Server, wait_for
 
 
 def test_search_is_logged_with_its_vector_and_feedback_is_tied_to_it(client, serve_root):
@@ -38,7 +28,7 @@ def test_search_is_logged_with_its_vector_and_feedback_is_tied_to_it(client, ser
     assert fb.json()["accepted"] is True
     log = EventLog(serve_root / "events.db")
     try:
-        pair = _wait_for(lambda: [(q, f) for q, f in log.searches_with_feedback() if q.request_id == rid and f])
+        pair = wait_for(lambda: [(q, f) for q, f in log.searches_with_feedback() if q.request_id == rid and f])
         assert pair, "the search and its click never reached the event log"
         req, feedback = pair[0]
         assert req.result_ids == [h["id"] for h in body["data"]]
@@ -63,9 +53,9 @@ def test_embeddings_and_failed_searches_are_logged_and_counted_in_metrics(client
     assert client.post("/v1/collections/nope/search", json={"query": "x"}).status_code == 404
     log = EventLog(serve_root / "events.db")
     try:
-        embeds = _wait_for(lambda: [e for e in log.requests(kind="embed") if e.n_inputs == 2])
+        embeds = wait_for(lambda: [e for e in log.requests(kind="embed") if e.n_inputs == 2])
         assert embeds and embeds[-1].tokens > 0
-        errors = _wait_for(lambda: [e for e in log.requests(kind="search") if e.error == "collection_not_found"])
+        errors = wait_for(lambda: [e for e in log.requests(kind="search") if e.error == "collection_not_found"])
         assert errors and errors[-1].status == 404
     finally:
         log.close()

@@ -358,9 +358,10 @@ class ModelWorker:
                 r = window[j][0]
                 if r.cancelled and not r.failed:
                     self._drop(r)
-            members = [window[j] for j in batch.indices if not window[j][0].failed]
-            if not members:
+            kept = [j for j in batch.indices if not window[j][0].failed]
+            if not kept:
                 continue
+            members = [window[j] for j in kept]
             texts = [r.prepared.texts[i] for r, i in members]
             items = members[0][0].prepared.items
             items = None if items is None else [r.prepared.items[i] for r, i in members]
@@ -371,11 +372,9 @@ class ModelWorker:
                 for r in {id(r): r for r, _ in members}.values():
                     self._fail(r, exc)
                 continue
-            ran = 0
-            for r, i in members:
-                t = int(min(r.prepared.lengths[i], r.prepared.max_tokens))
-                r.tokens_left -= t
-                ran += t
+            for j in kept:
+                window[j][0].tokens_left -= int(lengths[j])
+            ran = int(lengths[kept].sum())
             with self._lock:
                 self._batches += 1
                 self._texts += len(texts)

@@ -23,7 +23,6 @@ class DisconnectWatch:
     def __init__(self, interval: float = 0.1):
         self.interval = interval
         self._waiting: dict[int, tuple[Any, threading.Event, anyio.CancelScope]] = {}
-        self._gone: set[int] = set()
         self._task: asyncio.Task | None = None
         self._next = 0
 
@@ -35,19 +34,14 @@ class DisconnectWatch:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="embedops-disconnect-watch")
         return self._next
 
-    def remove(self, key: int) -> bool:
-        """Stop watching; True when the client was found gone."""
+    def remove(self, key: int) -> None:
+        """Stop watching (the request's wait ended, answered or cancelled)."""
         self._waiting.pop(key, None)
-        if key in self._gone:
-            self._gone.discard(key)
-            return True
-        return False
 
     async def _run(self) -> None:
         while self._waiting:
             await asyncio.sleep(self.interval)
             for key, (request, give_up, scope) in list(self._waiting.items()):
                 if key in self._waiting and await request.is_disconnected():
-                    self._gone.add(key)
                     give_up.set()
                     scope.cancel()

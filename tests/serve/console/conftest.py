@@ -60,15 +60,9 @@ def sample_claims() -> list[str]:
 
 def _hardlinked_model(dst: Path) -> Path:
     from embedops.models import bundled_default_path
+    from embedops.registry.integrity import link_or_copy
 
-    src = bundled_default_path()
-    for f in src.rglob("*"):
-        target = dst / f.relative_to(src)
-        if f.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.link(f, target)
+    shutil.copytree(bundled_default_path(), dst, copy_function=link_or_copy, dirs_exist_ok=True)
     return dst
 
 

@@ -3,8 +3,6 @@ feedback lands in the project's event log), compare two collections, and clear m
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
@@ -14,6 +12,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from embedops.events import EventLog
 
+from ..conftest import wait_for
 from .conftest import KEY, page_errors, screenshot
 
 
@@ -45,16 +44,6 @@ def _search(driver, query: str, *, collection: str = "scifact", mode: str = "den
     return before + 1
 
 
-def _wait_for(fn, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.2)
-    return fn()
-
-
 def test_search_click_and_feedback_reach_the_event_log(console, console_server, console_root):
     _open(console, f"{console_server.url}/console/")
     _search(console, "stem cells and tumour growth", mode="hybrid")
@@ -80,7 +69,7 @@ def test_search_click_and_feedback_reach_the_event_log(console, console_server, 
     screenshot(console, "search-hybrid-feedback")
 
     with EventLog(console_root / "events.db") as log:
-        got = _wait_for(lambda: {(f.kind, f.doc_id, f.rank) for f in log.feedback_for(rid)} if len(
+        got = wait_for(lambda: {(f.kind, f.doc_id, f.rank) for f in log.feedback_for(rid)} if len(
             log.feedback_for(rid)) >= 3 else None)
         searched = [r for r in log.requests(kind="search") if r.request_id == rid]
     assert got == {("click", ids[1], 2), ("relevant", ids[0], 1), ("irrelevant", ids[2], 3)}
